@@ -1,0 +1,179 @@
+"""The JSON a token user is created with: parsed, validated and normalised once, at CREATE/ALTER USER time.
+
+    {"jwks_url": "...", "principal_field": "sub", "required_issuer": ..., "required_audience": ...}
+
+Ours, beyond StarRocks: validated when the statement runs (nothing stored on error); issuer and audience take
+a string, a comma-separated string or a JSON array, and an omitted one is not checked; `jwks_url` is an
+http(s) URL or a path inside `<home>/conf`; an optional `allowed_algorithms` list narrows the algorithms.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
+
+TOKEN_PLUGINS = ("authentication_jwt", "authentication_openid_connect")
+
+SUPPORTED_ALGORITHMS = (
+    "RS256", "RS384", "RS512",
+    "PS256", "PS384", "PS512",
+    "ES256", "ES384", "ES512",
+    "EdDSA",
+)  # fmt: skip
+
+_KEYS = ("jwks_url", "principal_field", "required_issuer", "required_audience", "allowed_algorithms")
+_MAX_TEXT = 64 * 1024
+_MAX_VALUE = 2048
+
+
+class InvalidAuthString(ValueError):
+    """The AS '<json>' text is not acceptable; the message says why, for the ERR sent to the administrator."""
+
+
+@dataclass(frozen=True)
+class TokenAuthSpec:
+    jwks_url: str
+    principal_field: str = "sub"
+    required_issuer: tuple[str, ...] | None = None
+    required_audience: tuple[str, ...] | None = None
+    allowed_algorithms: tuple[str, ...] | None = None
+
+    @property
+    def is_remote(self) -> bool:
+        return self.jwks_url.startswith(("http://", "https://"))
+
+    def local_path(self, conf_dir: Path) -> Path:
+        return conf_dir / self.jwks_url
+
+    def to_json(self) -> str:
+        """The normalised form, stored in the catalog and shown by SHOW AUTHENTICATION."""
+        doc: dict[str, object] = {"jwks_url": self.jwks_url, "principal_field": self.principal_field}
+        if self.required_issuer is not None:
+            doc["required_issuer"] = list(self.required_issuer)
+        if self.required_audience is not None:
+            doc["required_audience"] = list(self.required_audience)
+        if self.allowed_algorithms is not None:
+            doc["allowed_algorithms"] = list(self.allowed_algorithms)
+        return json.dumps(doc, separators=(", ", ": "))
+
+
+def parse_token_auth_string(text: str, conf_dir: Path) -> tuple[TokenAuthSpec, list[str]]:
+    """Validate the JSON; return the spec and warnings (e.g. a local key file that does not exist yet)."""
+    if len(text) > _MAX_TEXT:
+        raise InvalidAuthString(f"authentication string is too long ({len(text)} > {_MAX_TEXT} characters)")
+    if not text.strip():
+        raise InvalidAuthString("authentication string is empty; expected a JSON object with 'jwks_url'")
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidAuthString(f"authentication string is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    if not isinstance(doc, dict):
+        raise InvalidAuthString(f"authentication string must be a JSON object, not {_json_type(doc)}")
+    unknown = sorted(set(doc) - set(_KEYS))
+    if unknown:
+        raise InvalidAuthString(
+            f"unknown key {unknown[0]!r} in authentication string; allowed keys: {', '.join(_KEYS)}"
+        )
+    if "jwks_url" not in doc:
+        raise InvalidAuthString("'jwks_url' is required")
+
+    jwks_url = _string(doc, "jwks_url")
+    warnings = _check_jwks_location(jwks_url, conf_dir)
+    principal_field = _string(doc, "principal_field") if "principal_field" in doc else "sub"
+    issuers = _string_list(doc, "required_issuer")
+    audiences = _string_list(doc, "required_audience")
+    algorithms = _string_list(doc, "allowed_algorithms")
+    if algorithms is not None:
+        bad = [a for a in algorithms if a not in SUPPORTED_ALGORITHMS]
+        if bad:
+            raise InvalidAuthString(
+                f"'allowed_algorithms' has unsupported algorithm {bad[0]!r}; "
+                f"supported: {', '.join(SUPPORTED_ALGORITHMS)}"
+            )
+    spec = TokenAuthSpec(jwks_url, principal_field, issuers, audiences, algorithms)
+    return spec, warnings
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "an array"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _string(doc: dict[str, object], key: str) -> str:
+    value = doc[key]
+    if not isinstance(value, str):
+        raise InvalidAuthString(f"'{key}' must be a string, not {_json_type(value)}")
+    value = value.strip()
+    if not value:
+        raise InvalidAuthString(f"'{key}' must not be empty")
+    if len(value) > _MAX_VALUE:
+        raise InvalidAuthString(f"'{key}' is too long ({len(value)} > {_MAX_VALUE} characters)")
+    if any(ord(ch) < 0x20 for ch in value):
+        raise InvalidAuthString(f"'{key}' contains control characters")
+    return value
+
+
+def _string_list(doc: dict[str, object], key: str) -> tuple[str, ...] | None:
+    if key not in doc:
+        return None
+    value = doc[key]
+    if isinstance(value, str):
+        items = [part.strip() for part in value.split(",")]
+    elif isinstance(value, list):
+        if not all(isinstance(item, str) for item in value):
+            raise InvalidAuthString(f"'{key}' must be a string or an array of strings")
+        items = [item.strip() for item in value]
+    else:
+        raise InvalidAuthString(f"'{key}' must be a string or an array of strings, not {_json_type(value)}")
+    if not items or any(not item for item in items):
+        raise InvalidAuthString(f"'{key}' must not be empty or contain empty entries")
+    for item in items:
+        if len(item) > _MAX_VALUE or any(ord(ch) < 0x20 for ch in item):
+            raise InvalidAuthString(f"'{key}' has a malformed entry")
+    return tuple(dict.fromkeys(items))
+
+
+def _check_jwks_location(jwks_url: str, conf_dir: Path) -> list[str]:
+    lowered = jwks_url.lower()
+    if lowered.startswith(("http://", "https://")):
+        parts = urlsplit(jwks_url)
+        if not parts.hostname:
+            raise InvalidAuthString(f"'jwks_url' {jwks_url!r} has no host")
+        if parts.username or parts.password:
+            raise InvalidAuthString("'jwks_url' must not carry credentials")
+        if any(ch.isspace() for ch in jwks_url):
+            raise InvalidAuthString("'jwks_url' must not contain spaces")
+        try:
+            _ = parts.port
+        except ValueError:
+            raise InvalidAuthString(f"'jwks_url' {jwks_url!r} has a bad port") from None
+        if not jwks_url.startswith(("http://", "https://")):
+            raise InvalidAuthString("'jwks_url' scheme must be lower-case http:// or https://")
+        return []
+    if "://" in jwks_url:
+        raise InvalidAuthString(
+            f"'jwks_url' {jwks_url!r}: only http:// and https:// URLs or a file under conf/ are allowed"
+        )
+    relative = PurePosixPath(jwks_url.replace("\\", "/"))
+    if relative.is_absolute() or jwks_url.startswith("~") or (len(jwks_url) > 1 and jwks_url[1] == ":"):
+        raise InvalidAuthString(f"'jwks_url' {jwks_url!r} must be a path relative to conf/, not an absolute path")
+    if ".." in relative.parts:
+        raise InvalidAuthString(f"'jwks_url' {jwks_url!r} escapes conf/")
+    path = conf_dir / relative
+    try:
+        resolved = path.resolve()
+        inside = resolved.is_relative_to(conf_dir.resolve())
+    except (OSError, RuntimeError):
+        inside = False
+    if not inside:
+        raise InvalidAuthString(f"'jwks_url' {jwks_url!r} escapes conf/ (through a link)")
+    if not path.exists():
+        return [f"key file conf/{relative} does not exist yet; logins will fail until it is created"]
+    if not path.is_file():
+        raise InvalidAuthString(f"'jwks_url' conf/{relative} is not a regular file")
+    return []

@@ -1,0 +1,158 @@
+"""One typed settings object, read from `<home>/conf/fe.conf`, then `FE_*` environment variables, then flags.
+
+`fe.conf` uses StarRocks' `key = value` lines; `#` starts a comment. Every key is a field of `Settings`;
+the environment variable for a key is `FE_` + the key upper-cased (e.g. `FE_QUERY_PORT`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+
+class ConfigError(Exception):
+    """A setting that cannot be read; the message names the key and the source."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = field(default_factory=Path.cwd)
+    host: str = "127.0.0.1"
+    query_port: int = 9030
+    workers: int = 1
+
+    # TLS: generated under <home>/meta/tls unless both are set (paths relative to <home>).
+    ssl_cert: str = ""
+    ssl_key: str = ""
+    require_secure_transport: bool = False
+
+    # Limits and timeouts.
+    max_connections: int = 4096
+    max_preauth_packet_size: int = 32 * 1024
+    max_packet_size: int = 64 * 1024 * 1024
+    handshake_timeout_seconds: float = 10.0
+    idle_timeout_seconds: float = 28800.0
+    shutdown_grace_seconds: float = 5.0
+
+    # Token verification.
+    jwt_leeway_seconds: int = 60
+    max_token_bytes: int = 16 * 1024
+    verified_token_cache_size: int = 10000
+
+    # JWKS fetching and caching.
+    jwks_refresh_seconds: float = 300.0
+    jwks_max_stale_seconds: float = 86400.0
+    jwks_unknown_kid_cooldown_seconds: float = 30.0
+    jwks_fetch_timeout_seconds: float = 5.0
+    jwks_max_response_bytes: int = 1024 * 1024
+    jwks_max_keys: int = 100
+    jwks_ca_bundle: str = ""
+
+    # First start only: root's password (empty by default).
+    root_password: str = ""
+
+    log_level: str = "INFO"
+
+    @property
+    def conf_dir(self) -> Path:
+        return self.home / "conf"
+
+    @property
+    def meta_dir(self) -> Path:
+        return self.home / "meta"
+
+    def resolve(self, path: str) -> Path:
+        """A configured path, relative to <home> unless absolute."""
+        p = Path(path)
+        return p if p.is_absolute() else self.home / p
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _convert(key: str, raw: Any, kind: Any, source: str) -> Any:
+    if not isinstance(raw, str):
+        return raw
+    text = raw.strip()
+    try:
+        if kind is bool:
+            if text.lower() in _TRUE:
+                return True
+            if text.lower() in _FALSE:
+                return False
+            raise ValueError("expected true or false")
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+        if kind is Path:
+            return Path(text)
+        return text
+    except ValueError as exc:
+        raise ConfigError(f"{source}: bad value for {key}: {raw!r} ({exc})") from None
+
+
+def parse_conf_text(text: str, source: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.split("#", 1)[0].strip()
+        if not stripped:
+            continue
+        key, sep, value = stripped.partition("=")
+        if not sep:
+            raise ConfigError(f"{source}:{number}: expected 'key = value', got {line.strip()!r}")
+        values[key.strip()] = value.strip().strip('"')
+    return values
+
+
+def load_settings(
+    home: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """fe.conf, then FE_* environment variables, then `overrides` (the command line), later ones winning."""
+    home = (home or Path.cwd()).resolve()
+    environ = os.environ if environ is None else environ
+    hints = get_type_hints(Settings)
+    known = {f.name for f in fields(Settings)} - {"home"}
+    values: dict[str, Any] = {}
+
+    conf_file = home / "conf" / "fe.conf"
+    if conf_file.exists():
+        for key, raw in parse_conf_text(conf_file.read_text(encoding="utf-8"), str(conf_file)).items():
+            if key not in known:
+                raise ConfigError(f"{conf_file}: unknown setting {key!r}")
+            values[key] = _convert(key, raw, hints[key], str(conf_file))
+    for key in known:
+        env_key = "FE_" + key.upper()
+        if env_key in environ:
+            values[key] = _convert(key, environ[env_key], hints[key], f"environment {env_key}")
+    for key, raw in (overrides or {}).items():
+        if raw is None:
+            continue
+        if key not in known:
+            raise ConfigError(f"unknown setting {key!r}")
+        values[key] = _convert(key, raw, hints[key], "command line")
+    settings = Settings(home=home, **values)
+    _check(settings)
+    return settings
+
+
+def _check(settings: Settings) -> None:
+    if not 0 <= settings.query_port <= 65535:
+        raise ConfigError(f"query_port must be 0..65535, got {settings.query_port}")
+    if settings.workers < 1:
+        raise ConfigError("workers must be at least 1")
+    if bool(settings.ssl_cert) != bool(settings.ssl_key):
+        raise ConfigError("ssl_cert and ssl_key must be set together")
+    if settings.max_preauth_packet_size < 1024 or settings.max_packet_size < settings.max_preauth_packet_size:
+        raise ConfigError("packet size limits are too small")
+
+
+def replace(settings: Settings, **changes: Any) -> Settings:
+    return dataclasses.replace(settings, **changes)
