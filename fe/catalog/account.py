@@ -1,0 +1,92 @@
+"""What the catalog stores about one user identity, as the rest of the server sees it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from fe.auth.token_spec import TOKEN_PLUGINS, TokenAuthSpec
+
+CACHING_SHA2 = "caching_sha2_password"
+MYSQL_NATIVE = "mysql_native_password"
+PASSWORD_PLUGINS = (CACHING_SHA2, MYSQL_NATIVE)
+KNOWN_PLUGINS = (*PASSWORD_PLUGINS, *TOKEN_PLUGINS)
+
+ROOT_USER = "root"
+ROOT_HOST = "%"
+ROOT_ROLE = "root"
+USER_ADMIN_ROLE = "user_admin"
+PUBLIC_ROLE = "public"
+BUILTIN_ROLES = (ROOT_ROLE, USER_ADMIN_ROLE, PUBLIC_ROLE)
+# Members of these roles may manage users, roles and grants.
+ADMIN_ROLES = frozenset({ROOT_ROLE, USER_ADMIN_ROLE})
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """How an identity logs in: the plugin, what is stored for it, and the plugin name to show."""
+
+    plugin: str  # one of KNOWN_PLUGINS
+    auth_string: str  # pbkdf2 hash, "*HEX" native hash, "" (empty password) or normalised token JSON
+    plugin_display: str  # upper-cased, as the administrator named it: AUTHENTICATION_JWT, MYSQL_NATIVE_PASSWORD, ...
+
+    def __post_init__(self) -> None:
+        if self.plugin not in KNOWN_PLUGINS:
+            raise ValueError(f"unknown authentication plugin {self.plugin!r}")
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    host: str
+    plugin: str
+    auth_string: str
+    plugin_display: str
+    roles: frozenset[str] = frozenset()
+    default_roles: tuple[str, ...] = ()
+    created_at: str = field(default="", compare=False)
+
+    @property
+    def identity(self) -> str:
+        return f"'{self.name}'@'{self.host}'"
+
+    @property
+    def is_token_user(self) -> bool:
+        return self.plugin in TOKEN_PLUGINS
+
+    @property
+    def has_password(self) -> bool:
+        return self.plugin in PASSWORD_PLUGINS and self.auth_string != ""
+
+    @property
+    def is_root(self) -> bool:
+        return self.name == ROOT_USER and self.host == ROOT_HOST
+
+    @property
+    def is_user_admin(self) -> bool:
+        """May create, alter and drop users, manage roles and grants."""
+        return self.is_root or bool(self.roles & ADMIN_ROLES)
+
+    @cached_property
+    def token_spec(self) -> TokenAuthSpec | None:
+        """The stored (already validated and normalised) token JSON, parsed once per Account object."""
+        if not self.is_token_user:
+            return None
+        return token_spec_from_stored_json(self.auth_string)
+
+
+def token_spec_from_stored_json(text: str) -> TokenAuthSpec:
+    doc = json.loads(text)
+
+    def strings(key: str) -> tuple[str, ...] | None:
+        value = doc.get(key)
+        return None if value is None else tuple(value)
+
+    return TokenAuthSpec(
+        jwks_url=doc["jwks_url"],
+        principal_field=doc.get("principal_field", "sub"),
+        required_issuer=strings("required_issuer"),
+        required_audience=strings("required_audience"),
+        allowed_algorithms=strings("allowed_algorithms"),
+    )

@@ -1,0 +1,419 @@
+"""The persisted user catalog: one SQLite file in WAL mode, shared by all worker processes.
+
+Durability: every write is a short `BEGIN IMMEDIATE` transaction committed with `synchronous=FULL`, so a
+statement that returned OK survives `kill -9`. Other processes' commits are visible to the next read, since
+every read queries the file (a lookup by name is a primary-key probe: a few microseconds).
+
+First start builds the file under a temporary name and links it into place only once it holds the schema and
+root, so a crash during creation never leaves a half-made catalog that a later start would take for real.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+from fe.auth.passwords import hash_password
+from fe.catalog import identity
+from fe.catalog.account import (
+    BUILTIN_ROLES,
+    CACHING_SHA2,
+    ROOT_HOST,
+    ROOT_ROLE,
+    ROOT_USER,
+    Account,
+    Credentials,
+)
+from fe.catalog.errors import (
+    CatalogBusyError,
+    CatalogError,
+    ProtectedObjectError,
+    RoleExistsError,
+    RoleNotFoundError,
+    RoleNotGrantedError,
+    UserExistsError,
+    UserNotFoundError,
+)
+from fe.catalog.migrations import APPLICATION_ID, SCHEMA_VERSION, migrate, schema_version
+
+BUSY_TIMEOUT_MS = 5000
+
+_USER_COLUMNS = "name, host, plugin, auth_string, plugin_display, created_at"
+
+
+class Catalog:
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self._lock = threading.RLock()
+        self.path = path
+
+    # ----------------------------------------------------------------- opening and closing
+
+    @classmethod
+    def open(cls, path: Path, *, root_password: str = "") -> Catalog:
+        """Open the catalog, creating it (with root) on first start; raise CatalogError if it is unusable.
+
+        `root_password` is used only when the file is created; later starts leave root's password alone.
+        """
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not path.exists():
+                _create_catalog_file(path, root_password)
+        except sqlite3.Error as exc:
+            raise CatalogError(f"cannot create the user catalog {path}: {exc}") from exc
+        except OSError as exc:
+            raise CatalogError(f"cannot create the user catalog {path}: {exc.strerror or exc}") from exc
+        conn = _connect(path)
+        try:
+            _check_and_prepare(conn, path)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, path)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- reads
+
+    def find_login_account(self, name: str, client_ip: str) -> Account | None:
+        """The identity a login by `name` from `client_ip` uses: exact address, then pattern, then '%'."""
+        client = identity.normalize_client_ip(client_ip)
+        with self._read() as conn:
+            rows = conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE name = ?", (name,)).fetchall()
+            ranked = []
+            for row in rows:
+                rank = identity.match_rank(row[1], client)
+                if rank is not None:
+                    ranked.append((rank, row[1], row))
+            if not ranked:
+                return None
+            ranked.sort()
+            return self._account_from_row(conn, ranked[0][2])
+
+    def get_account(self, name: str, host: str) -> Account | None:
+        with self._read() as conn:
+            row = conn.execute(
+                f"SELECT {_USER_COLUMNS} FROM users WHERE name = ? AND host = ?", (name, host)
+            ).fetchone()
+            return None if row is None else self._account_from_row(conn, row)
+
+    def list_accounts(self) -> list[Account]:
+        with self._read() as conn:
+            rows = conn.execute(f"SELECT {_USER_COLUMNS} FROM users ORDER BY name, host").fetchall()
+            grants: dict[tuple[str, str], set[str]] = {}
+            for user_name, user_host, role in conn.execute("SELECT user_name, user_host, role FROM role_grants"):
+                grants.setdefault((user_name, user_host), set()).add(role)
+            defaults: dict[tuple[str, str], list[str]] = {}
+            for user_name, user_host, role in conn.execute(
+                "SELECT user_name, user_host, role FROM default_roles ORDER BY position"
+            ):
+                defaults.setdefault((user_name, user_host), []).append(role)
+        return [_account(row, grants.get((row[0], row[1]), set()), defaults.get((row[0], row[1]), [])) for row in rows]
+
+    def list_roles(self) -> list[tuple[str, bool]]:
+        """(role, is built-in), by name."""
+        with self._read() as conn:
+            return [(name, bool(builtin)) for name, builtin in conn.execute("SELECT name, builtin FROM roles")]
+
+    def role_exists(self, role: str) -> bool:
+        with self._read() as conn:
+            return conn.execute("SELECT 1 FROM roles WHERE name = ?", (role,)).fetchone() is not None
+
+    # ----------------------------------------------------------------- users
+
+    def create_user(
+        self,
+        name: str,
+        host: str,
+        credentials: Credentials,
+        *,
+        default_roles: Sequence[str] = (),
+        if_not_exists: bool = False,
+    ) -> bool:
+        """Create the identity, granting `default_roles` and making them its default roles.
+
+        Returns False (and changes nothing) if it exists and `if_not_exists`; raises UserExistsError otherwise.
+        """
+        if name == ROOT_USER:
+            raise ProtectedObjectError("the user name 'root' is reserved for the built-in root user")
+        with self._write() as conn:
+            if _user_exists(conn, name, host):
+                if if_not_exists:
+                    return False
+                raise UserExistsError(name, host)
+            _require_roles(conn, default_roles)
+            conn.execute(
+                "INSERT INTO users (name, host, plugin, auth_string, plugin_display) VALUES (?, ?, ?, ?, ?)",
+                (name, host, credentials.plugin, credentials.auth_string, credentials.plugin_display),
+            )
+            _insert_grants(conn, name, host, default_roles)
+            _replace_default_roles(conn, name, host, default_roles)
+            return True
+
+    def alter_credentials(self, name: str, host: str, credentials: Credentials, *, if_exists: bool = False) -> bool:
+        """Replace how the identity logs in (password ↔ token both ways). False if absent and `if_exists`."""
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE users SET plugin = ?, auth_string = ?, plugin_display = ? WHERE name = ? AND host = ?",
+                (credentials.plugin, credentials.auth_string, credentials.plugin_display, name, host),
+            )
+            if cursor.rowcount == 0:
+                if if_exists:
+                    return False
+                raise UserNotFoundError(name, host)
+            return True
+
+    def set_default_roles(self, name: str, host: str, roles: Sequence[str]) -> None:
+        """Roles activated at login; each must exist and be granted already. An empty list means none."""
+        with self._write() as conn:
+            if not _user_exists(conn, name, host):
+                raise UserNotFoundError(name, host)
+            _require_roles(conn, roles)
+            granted = _granted_roles(conn, name, host)
+            for role in roles:
+                if role not in granted:
+                    raise RoleNotGrantedError(role, name, host)
+            _replace_default_roles(conn, name, host, roles)
+
+    def drop_user(self, name: str, host: str, *, if_exists: bool = False) -> bool:
+        if name == ROOT_USER and host == ROOT_HOST:
+            raise ProtectedObjectError("the root user cannot be dropped")
+        with self._write() as conn:
+            cursor = conn.execute("DELETE FROM users WHERE name = ? AND host = ?", (name, host))
+            if cursor.rowcount == 0:
+                if if_exists:
+                    return False
+                raise UserNotFoundError(name, host)
+            return True
+
+    # ----------------------------------------------------------------- roles and grants
+
+    def create_role(self, role: str, *, if_not_exists: bool = False) -> bool:
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM roles WHERE name = ?", (role,)).fetchone():
+                if if_not_exists:
+                    return False
+                raise RoleExistsError(role)
+            conn.execute("INSERT INTO roles (name) VALUES (?)", (role,))
+            return True
+
+    def drop_role(self, role: str, *, if_exists: bool = False) -> bool:
+        """Drop a role; users who held it lose it (and it stops being one of their default roles)."""
+        if role in BUILTIN_ROLES:
+            raise ProtectedObjectError(f"the built-in role '{role}' cannot be dropped")
+        with self._write() as conn:
+            cursor = conn.execute("DELETE FROM roles WHERE name = ?", (role,))
+            if cursor.rowcount == 0:
+                if if_exists:
+                    return False
+                raise RoleNotFoundError(role)
+            return True
+
+    def grant_roles(self, name: str, host: str, roles: Sequence[str]) -> tuple[str, ...]:
+        """Grant roles; returns those the identity already held (nothing changes for them)."""
+        with self._write() as conn:
+            if not _user_exists(conn, name, host):
+                raise UserNotFoundError(name, host)
+            _require_roles(conn, roles)
+            held = _granted_roles(conn, name, host)
+            _insert_grants(conn, name, host, [role for role in roles if role not in held])
+            return tuple(role for role in roles if role in held)
+
+    def revoke_roles(self, name: str, host: str, roles: Sequence[str]) -> tuple[str, ...]:
+        """Revoke roles (and drop them from the default roles); returns those that were not granted."""
+        if name == ROOT_USER and host == ROOT_HOST and ROOT_ROLE in roles:
+            raise ProtectedObjectError("the role 'root' cannot be revoked from the root user")
+        with self._write() as conn:
+            if not _user_exists(conn, name, host):
+                raise UserNotFoundError(name, host)
+            _require_roles(conn, roles)
+            held = _granted_roles(conn, name, host)
+            conn.executemany(
+                "DELETE FROM role_grants WHERE user_name = ? AND user_host = ? AND role = ?",
+                [(name, host, role) for role in roles],
+            )
+            return tuple(role for role in roles if role not in held)
+
+    # ----------------------------------------------------------------- transactions
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """One snapshot for several queries (WAL readers never wait for writers)."""
+        with self._lock, _operational_errors():
+            self._conn.execute("BEGIN")
+            try:
+                yield self._conn
+            finally:
+                self._conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: takes the write lock up front (waiting up to the busy timeout), commits durably."""
+        with self._lock, _operational_errors():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _account_from_row(self, conn: sqlite3.Connection, row: Sequence[str]) -> Account:
+        name, host = row[0], row[1]
+        defaults = [
+            role
+            for (role,) in conn.execute(
+                "SELECT role FROM default_roles WHERE user_name = ? AND user_host = ? ORDER BY position",
+                (name, host),
+            )
+        ]
+        return _account(row, _granted_roles(conn, name, host), defaults)
+
+
+# --------------------------------------------------------------------- helpers
+
+
+def _account(row: Sequence[str], roles: Iterable[str], default_roles: Iterable[str]) -> Account:
+    name, host, plugin, auth_string, plugin_display, created_at = row
+    return Account(
+        name=name,
+        host=host,
+        plugin=plugin,
+        auth_string=auth_string,
+        plugin_display=plugin_display,
+        roles=frozenset(roles),
+        default_roles=tuple(default_roles),
+        created_at=created_at,
+    )
+
+
+def _user_exists(conn: sqlite3.Connection, name: str, host: str) -> bool:
+    return conn.execute("SELECT 1 FROM users WHERE name = ? AND host = ?", (name, host)).fetchone() is not None
+
+
+def _granted_roles(conn: sqlite3.Connection, name: str, host: str) -> set[str]:
+    rows = conn.execute("SELECT role FROM role_grants WHERE user_name = ? AND user_host = ?", (name, host))
+    return {role for (role,) in rows}
+
+
+def _require_roles(conn: sqlite3.Connection, roles: Iterable[str]) -> None:
+    for role in roles:
+        if conn.execute("SELECT 1 FROM roles WHERE name = ?", (role,)).fetchone() is None:
+            raise RoleNotFoundError(role)
+
+
+def _insert_grants(conn: sqlite3.Connection, name: str, host: str, roles: Iterable[str]) -> None:
+    conn.executemany(
+        "INSERT OR IGNORE INTO role_grants (user_name, user_host, role) VALUES (?, ?, ?)",
+        [(name, host, role) for role in roles],
+    )
+
+
+def _replace_default_roles(conn: sqlite3.Connection, name: str, host: str, roles: Sequence[str]) -> None:
+    conn.execute("DELETE FROM default_roles WHERE user_name = ? AND user_host = ?", (name, host))
+    conn.executemany(
+        "INSERT INTO default_roles (user_name, user_host, role, position) VALUES (?, ?, ?, ?)",
+        [(name, host, role, position) for position, role in enumerate(dict.fromkeys(roles))],
+    )
+
+
+@contextlib.contextmanager
+def _operational_errors() -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        raise CatalogBusyError(f"the user catalog is unavailable: {exc}") from exc
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    try:
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise CatalogError(f"cannot open the user catalog {path}: {exc}") from exc
+    return conn
+
+
+def _configure(conn: sqlite3.Connection) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA synchronous = FULL")
+
+
+def _check_and_prepare(conn: sqlite3.Connection, path: Path) -> None:
+    advice = "restore it from a backup, or move it away to start with a new catalog"
+    try:
+        _configure(conn)
+        problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            raise CatalogError(f"the user catalog {path} is corrupt ({'; '.join(problems[:3])}); {advice}")
+        application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = schema_version(conn)
+        if application_id != APPLICATION_ID or version == 0:
+            raise CatalogError(f"{path} is not an fe user catalog; {advice}")
+        if version > SCHEMA_VERSION:
+            raise CatalogError(
+                f"the user catalog {path} has schema version {version}, newer than this fe understands "
+                f"({SCHEMA_VERSION}); run a newer fe"
+            )
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise CatalogError(f"cannot put the user catalog {path} in WAL mode (got {mode})")
+        migrate(conn)
+        root = conn.execute("SELECT 1 FROM users WHERE name = ? AND host = ?", (ROOT_USER, ROOT_HOST)).fetchone()
+        if root is None:
+            raise CatalogError(f"the user catalog {path} has no root user; {advice}")
+    except CatalogError:
+        raise
+    except sqlite3.DatabaseError as exc:
+        raise CatalogError(f"the user catalog {path} is unreadable or corrupt ({exc}); {advice}") from exc
+
+
+def _create_catalog_file(path: Path, root_password: str) -> None:
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        conn = sqlite3.connect(temporary, isolation_level=None)
+        try:
+            _configure(conn)
+            migrate(conn)
+            root = Credentials(CACHING_SHA2, hash_password(root_password), CACHING_SHA2.upper())
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                "INSERT INTO users (name, host, plugin, auth_string, plugin_display) VALUES (?, ?, ?, ?, ?)",
+                (ROOT_USER, ROOT_HOST, root.plugin, root.auth_string, root.plugin_display),
+            )
+            _insert_grants(conn, ROOT_USER, ROOT_HOST, [ROOT_ROLE])
+            _replace_default_roles(conn, ROOT_USER, ROOT_HOST, [ROOT_ROLE])
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        os.chmod(temporary, 0o600)
+        _fsync(temporary)
+        # link, not rename: if another worker created the catalog meanwhile, keep theirs.
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+        _fsync(path.parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
