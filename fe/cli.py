@@ -1,0 +1,88 @@
+"""The `fe` command: `fe serve` runs the server; `fe token` creates a local signing key and mints test tokens."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+from fe import __version__
+from fe.config import ConfigError, load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fe", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"fe {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the MySQL-protocol server")
+    serve.add_argument("--home", type=Path, help="directory holding conf/ and meta/ (default: current directory)")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="query port (default 9030; 0 picks a free one)")
+    serve.add_argument("--workers", type=int, help="server processes sharing the port (default 1)")
+    serve.add_argument("--root-password", help="root's password, used on first start only")
+    serve.add_argument("--require-secure-transport", action="store_true", default=None,
+                       help="refuse connections that do not use TLS")  # fmt: skip
+    serve.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+    serve.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+    serve.add_argument("--worker-count", type=int, default=1, help=argparse.SUPPRESS)
+
+    token = commands.add_parser("token", help="local signing key and test tokens, for trying token logins")
+    from fe.auth import devtools
+
+    devtools.add_arguments(token)
+    token.add_argument("--home", type=Path, help="directory holding conf/ and meta/ (default: current directory)")
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from fe.server.app import StartupError, configure_logging, serve
+    from fe.server.workers import supervise
+
+    overrides = {
+        "host": args.host,
+        "query_port": args.port,
+        "workers": args.workers,
+        "root_password": args.root_password,
+        "require_secure_transport": args.require_secure_transport,
+        "log_level": args.log_level,
+    }
+    try:
+        settings = load_settings(args.home, overrides)
+    except ConfigError as exc:
+        print(f"fe: configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        if args.worker_index is not None:
+
+            def tell_parent(host: str, port: int) -> None:
+                print(f"ready {host}:{port}", flush=True)
+
+            asyncio.run(serve(settings, worker_index=args.worker_index, worker_count=args.worker_count,
+                              on_ready=tell_parent))  # fmt: skip
+            return 0
+        if settings.workers > 1:
+            return asyncio.run(supervise(settings))
+        asyncio.run(serve(settings))
+    except StartupError as exc:
+        print(f"fe: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
+    from fe.auth import devtools
+
+    home = (args.home or Path.cwd()).resolve()
+    return devtools.run(args, home)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

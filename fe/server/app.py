@@ -1,0 +1,117 @@
+"""One server process: open the catalog and TLS material, listen, serve until SIGTERM/SIGINT, shut down cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import signal
+import socket
+import sys
+
+from fe import __version__
+from fe.catalog import Catalog, CatalogError
+from fe.config import Settings
+from fe.server.context import ServerContext
+from fe.server.listener import Listener, make_listening_socket
+from fe.server.login import Authenticator
+from fe.server.tls import prepare_tls
+
+log = logging.getLogger("fe.server")
+
+SERVER_VERSION = f"9.2.0-fe-{__version__}"
+CATALOG_FILE = "catalog.db"
+
+
+class StartupError(Exception):
+    """The server cannot start; the message tells the operator why and what to do."""
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def open_catalog(settings: Settings) -> Catalog:
+    settings.meta_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return Catalog.open(settings.meta_dir / CATALOG_FILE, root_password=settings.root_password)
+    except CatalogError as exc:
+        raise StartupError(f"cannot open the user catalog: {exc}") from exc
+
+
+def prepare_home(settings: Settings) -> None:
+    """First-start work shared by all workers: the catalog with root, and the TLS material."""
+    open_catalog(settings).close()
+    prepare_tls(settings)
+
+
+def check_root_exposure(settings: Settings, catalog: Catalog) -> None:
+    root = catalog.get_account("root", "%")
+    if root is not None and root.auth_string == "" and not is_loopback(settings.host):
+        raise StartupError(
+            f"refusing to listen on {settings.host}: root has an empty password. Set one first "
+            "(ALTER USER root IDENTIFIED BY '...', or FE_ROOT_PASSWORD on first start), or listen on 127.0.0.1"
+        )
+
+
+async def serve(
+    settings: Settings,
+    *,
+    worker_index: int = 0,
+    worker_count: int = 1,
+    sock: socket.socket | None = None,
+    on_ready: object = None,
+) -> None:
+    from fe.auth.verifier import TokenVerifier
+    from fe.sql.executor import Executor
+
+    catalog = open_catalog(settings)
+    try:
+        check_root_exposure(settings, catalog)
+        tls = prepare_tls(settings)
+        verifier = TokenVerifier(settings)
+        context = ServerContext(
+            settings=settings,
+            server_version=SERVER_VERSION,
+            tls=tls,
+            authenticator=Authenticator(catalog, verifier, tls, settings.max_token_bytes),
+            executor=Executor(catalog, settings),
+        )
+        if sock is None:
+            try:
+                sock = make_listening_socket(settings.host, settings.query_port, reuse_port=worker_count > 1)
+            except OSError as exc:
+                raise StartupError(f"cannot listen on {settings.host}:{settings.query_port}: {exc}") from exc
+        listener = Listener(context, worker_index, worker_count)
+        await listener.start(sock)
+        host, port = sock.getsockname()[:2]
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        log.info(
+            "fe %s ready: accepting MySQL connections on %s:%d (TLS available, cert %s)",
+            __version__, host, port, tls.cert_path,
+        )  # fmt: skip
+        if callable(on_ready):
+            on_ready(host, port)
+        await stop.wait()
+        log.info("shutting down: closing %d connection(s)", listener.connection_count)
+        await listener.shutdown(settings.shutdown_grace_seconds)
+        await verifier.aclose()
+    finally:
+        catalog.close()
+    log.info("stopped")
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )

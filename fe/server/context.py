@@ -1,0 +1,22 @@
+"""What every connection of one server process shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from fe.config import Settings
+from fe.server.tls import TlsMaterial
+
+if TYPE_CHECKING:
+    from fe.server.login import Authenticator
+    from fe.sql.executor import Executor
+
+
+@dataclass
+class ServerContext:
+    settings: Settings
+    server_version: str
+    tls: TlsMaterial
+    authenticator: Authenticator
+    executor: Executor

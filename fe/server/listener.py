@@ -1,0 +1,92 @@
+"""The listening socket and the set of live connections: accept, cap, and shut down within a bounded time."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import socket
+
+from fe.mysql import messages
+from fe.mysql.constants import ErrorCode
+from fe.server.connection import Connection
+from fe.server.context import ServerContext
+from fe.server.stream import PacketStream
+
+log = logging.getLogger("fe.server")
+
+
+def make_listening_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class Listener:
+    def __init__(self, context: ServerContext, worker_index: int = 0, worker_count: int = 1) -> None:
+        self.context = context
+        self.settings = context.settings
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._streams: set[PacketStream] = set()
+        self._server: asyncio.Server | None = None
+        # Connection ids stay unique across worker processes: worker i hands out i+1, i+1+n, i+1+2n, ...
+        self._ids = itertools.count(worker_index + 1, worker_count)
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._streams)
+
+    async def start(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._new_stream, sock=sock, backlog=1024)
+
+    def _new_stream(self) -> PacketStream:
+        stream = PacketStream(self.settings.max_preauth_packet_size)
+        stream.on_made = self._on_connection
+        return stream
+
+    def _on_connection(self, stream: PacketStream) -> None:
+        connection_id = next(self._ids) & 0xFFFFFFFF
+        if len(self._streams) >= self.settings.max_connections:
+            log.warning("refusing connection from %s: max_connections=%d reached", stream.peer[0],
+                        self.settings.max_connections)  # fmt: skip
+            stream.send((messages.err(ErrorCode.CON_COUNT, "08004", "Too many connections", protocol41=False),), 0)
+            stream.close()
+            return
+        self._streams.add(stream)
+        task = asyncio.get_running_loop().create_task(Connection(self.context, stream, connection_id).run())
+        self._tasks.add(task)
+        task.add_done_callback(lambda t, s=stream: self._forget(t, s))
+
+    def _forget(self, task: asyncio.Task[None], stream: PacketStream) -> None:
+        self._tasks.discard(task)
+        self._streams.discard(stream)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("connection task failed", exc_info=task.exception())
+
+    async def shutdown(self, grace: float) -> None:
+        """Stop accepting; let sessions finish their current statement, then close them all within `grace`."""
+        if self._server is not None:
+            self._server.close()
+        for stream in list(self._streams):
+            stream.close_when_idle()
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+        for stream in list(self._streams):
+            stream.abort()
+        if self._server is not None:
+            await self._server.wait_closed()

@@ -1,0 +1,237 @@
+"""One connection's byte pipe: an asyncio Protocol that frames packets with the sans-IO decoder and does TLS itself.
+
+TLS runs over memory BIOs rather than asyncio's own SSL transport, for two reasons: bytes that arrive in the
+same read as the SSLRequest (the client's ClientHello) are handed to TLS instead of being lost, and an idle
+connection keeps no large read buffer (asyncio's SSL protocol holds 256 KiB per connection).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import Callable
+
+from fe.mysql.codec import PacketTooLarge, frame
+from fe.mysql.framing import Packet, PacketDecoder
+
+_TLS_READ_SIZE = 64 * 1024
+
+
+class ConnectionClosed(Exception):
+    """The peer went away (or TLS failed) while we waited for a packet."""
+
+
+class PacketStream(asyncio.Protocol):
+    def __init__(self, packet_limit: int) -> None:
+        self.decoder = PacketDecoder(packet_limit)
+        self.transport: asyncio.Transport | None = None
+        self.peer: tuple[str, int] = ("", 0)
+        self._waiter: asyncio.Future[None] | None = None
+        self._failure: BaseException | None = None
+        self._eof = False
+        self._paused_reading = False
+        self._write_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self._tls: ssl.SSLObject | None = None
+        self._tls_in: ssl.MemoryBIO | None = None
+        self._tls_out: ssl.MemoryBIO | None = None
+        self._handshake_done: asyncio.Future[None] | None = None
+        # Called once the transport exists (the listener starts the connection's task there).
+        self.on_made: Callable[[PacketStream], None] | None = None
+
+    # ---- asyncio.Protocol callbacks ----
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            self.peer = (str(peer[0]), int(peer[1]))
+        if self.on_made is not None:
+            self.on_made(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self._tls_in is not None:
+            self._tls_in.write(data)
+            self._pump_tls()
+        else:
+            self._feed(data)
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._eof = True
+        if self._failure is None:
+            self._failure = ConnectionClosed(str(exc) if exc else "connection closed by peer")
+        if self._handshake_done is not None and not self._handshake_done.done():
+            self._handshake_done.set_exception(ConnectionClosed("connection closed during TLS handshake"))
+        self._wake()
+        if self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)
+
+    # ---- reading ----
+
+    def _feed(self, data: bytes) -> None:
+        if self._failure is not None:
+            return
+        try:
+            self.decoder.feed(data)
+        except PacketTooLarge as exc:
+            self._failure = exc
+        if self.decoder.buffered > 2 * self.decoder.limit + 65536 and self.transport and not self._paused_reading:
+            self.transport.pause_reading()
+            self._paused_reading = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def read_packet(self) -> Packet:
+        """The next whole packet; raises PacketTooLarge or ConnectionClosed."""
+        while True:
+            packet = self.decoder.next_packet()
+            if packet is not None:
+                if self._paused_reading and self.transport and self.decoder.buffered <= self.decoder.limit:
+                    self._paused_reading = False
+                    self.transport.resume_reading()
+                return packet
+            if self._failure is not None:
+                raise self._failure
+            if self._eof:
+                raise ConnectionClosed("connection closed by peer")
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    def set_packet_limit(self, limit: int) -> None:
+        self.decoder.limit = limit
+
+    # ---- writing ----
+
+    def send(self, payloads: list[bytes] | tuple[bytes, ...], seq: int) -> int:
+        """Frame and send payloads starting at `seq`; returns the next sequence id."""
+        chunks = []
+        for payload in payloads:
+            wire, seq = frame(payload, seq)
+            chunks.append(wire)
+        self._write(b"".join(chunks))
+        return seq
+
+    def _write(self, data: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self._tls is not None:
+            try:
+                self._tls.write(data)
+            except ssl.SSLError:
+                self.abort()
+                return
+            self._flush_tls()
+        else:
+            self.transport.write(data)
+
+    async def drain(self) -> None:
+        if self._write_paused and self.transport and not self.transport.is_closing():
+            self._drain_waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._drain_waiter
+            finally:
+                self._drain_waiter = None
+
+    # ---- TLS ----
+
+    @property
+    def is_tls(self) -> bool:
+        return self._tls is not None
+
+    async def start_tls(self, context: ssl.SSLContext) -> None:
+        """Server-side TLS from here on; bytes already received after the last packet go into TLS."""
+        leftover = self.decoder.take_unparsed()
+        self._tls_in = ssl.MemoryBIO()
+        self._tls_out = ssl.MemoryBIO()
+        self._tls = context.wrap_bio(self._tls_in, self._tls_out, server_side=True)
+        self._handshake_done = asyncio.get_running_loop().create_future()
+        if leftover:
+            self._tls_in.write(leftover)
+        self._pump_tls()
+        await self._handshake_done
+
+    def _pump_tls(self) -> None:
+        tls = self._tls
+        assert tls is not None
+        done = self._handshake_done
+        if done is not None and not done.done():
+            try:
+                tls.do_handshake()
+            except ssl.SSLWantReadError:
+                self._flush_tls()
+                return
+            except (ssl.SSLError, OSError) as exc:
+                self._flush_tls()
+                done.set_exception(ConnectionClosed(f"TLS handshake failed: {exc}"))
+                self._failure = ConnectionClosed("TLS handshake failed")
+                self.abort()
+                return
+            self._flush_tls()
+            done.set_result(None)
+        while True:
+            try:
+                chunk = tls.read(_TLS_READ_SIZE)
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLZeroReturnError:
+                self._eof = True
+                self._wake()
+                break
+            except (ssl.SSLError, OSError) as exc:
+                self._failure = ConnectionClosed(f"TLS error: {exc}")
+                self._wake()
+                self.abort()
+                break
+            if not chunk:
+                self._eof = True
+                self._wake()
+                break
+            self._feed(chunk)
+        self._flush_tls()
+
+    def _flush_tls(self) -> None:
+        out = self._tls_out
+        if out is not None and out.pending and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(out.read())
+
+    # ---- closing ----
+
+    def close_when_idle(self) -> None:
+        """Server shutdown: a session waiting for its next command ends now; a busy one after its reply."""
+        if self._failure is None:
+            self._failure = ConnectionClosed("server shutting down")
+        self._wake()
+
+    def close(self) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self._tls is not None and self._handshake_done is not None and self._handshake_done.done():
+            with contextlib.suppress(ssl.SSLError, OSError):
+                self._tls.unwrap()
+            self._flush_tls()
+        self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
