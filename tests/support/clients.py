@@ -110,7 +110,7 @@ def mariadb_cli(host: str, port: int, user: str, password: str = "", *, tls: boo
     args.append(f"--password={password}" if password else "--skip-password")
     args += ["--ssl", "--ssl-verify-server-cert=0"] if tls else ["--skip-ssl"]
     args += list(extra_args)
-    done = subprocess.run(args + ["-e", "; ".join(statements)], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([*args, "-e", "; ".join(statements)], capture_output=True, text=True, timeout=60)
     if done.returncode != 0:
         errno = -1
         if done.stderr.startswith("ERROR "):

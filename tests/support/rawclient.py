@@ -1,0 +1,137 @@
+"""A deliberately low-level MySQL client over a plain socket, for sending what real clients never would."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import socket
+import ssl
+import struct
+
+from fe.mysql.codec import Cursor, lenenc_bytes
+from fe.mysql.constants import Capability
+
+CLIENT_CAPS = (
+    Capability.LONG_PASSWORD | Capability.PROTOCOL_41 | Capability.SECURE_CONNECTION | Capability.PLUGIN_AUTH
+    | Capability.PLUGIN_AUTH_LENENC_CLIENT_DATA | Capability.TRANSACTIONS | Capability.MULTI_RESULTS
+)  # fmt: skip
+
+
+def sha2_scramble(password: bytes, nonce: bytes) -> bytes:
+    stage1 = hashlib.sha256(password).digest()
+    stage2 = hashlib.sha256(stage1).digest()
+    mix = hashlib.sha256(stage2 + nonce).digest()
+    return bytes(a ^ b for a, b in zip(stage1, mix, strict=True))
+
+
+class RawClient:
+    def __init__(self, host: str, port: int, timeout: float = 5.0) -> None:
+        self.sock: socket.socket | ssl.SSLSocket = socket.create_connection((host, port), timeout=timeout)
+        self.nonce = b""
+        self.seq = 0
+
+    # ---- framing ----
+
+    def recv_exact(self, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = self.sock.recv(n - len(data))
+            if not chunk:
+                raise ConnectionError(f"closed after {len(data)} of {n} bytes")
+            data += chunk
+        return data
+
+    def read_packet(self) -> bytes:
+        header = self.recv_exact(4)
+        length = int.from_bytes(header[:3], "little")
+        self.seq = (header[3] + 1) & 0xFF
+        return self.recv_exact(length)
+
+    def send_packet(self, payload: bytes, seq: int | None = None) -> None:
+        seq = self.seq if seq is None else seq
+        self.sock.sendall(len(payload).to_bytes(3, "little") + bytes((seq,)) + payload)
+        self.seq = (seq + 1) & 0xFF
+
+    def closed_by_server(self, timeout: float = 5.0) -> bool:
+        """True when the server closed the connection (EOF or reset) within `timeout`, reading what remains."""
+        self.sock.settimeout(timeout)
+        try:
+            while self.sock.recv(65536):
+                pass
+        except (ConnectionResetError, ssl.SSLError, OSError):
+            return True
+        return True
+
+    # ---- handshake ----
+
+    def read_greeting(self) -> bytes:
+        payload = self.read_packet()
+        cur = Cursor(payload)
+        assert cur.int1() == 10
+        cur.nul_bytes()
+        cur.int4()
+        part1 = cur.take(8)
+        cur.take(1 + 2 + 1 + 2 + 2 + 1 + 10)
+        part2 = cur.nul_bytes()
+        self.nonce = part1 + part2
+        return payload
+
+    def start_tls(self, caps: int = CLIENT_CAPS) -> None:
+        self.send_packet(struct.pack("<IIB", caps | Capability.SSL, 1 << 24, 255) + b"\x00" * 23)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        assert isinstance(self.sock, socket.socket)
+        self.sock = context.wrap_socket(self.sock)
+
+    def handshake_response(self, user: str, auth: bytes, plugin: str = "caching_sha2_password",
+                           caps: int = CLIENT_CAPS, tls: bool = False) -> bytes:  # fmt: skip
+        if tls:
+            caps |= Capability.SSL
+        return (
+            struct.pack("<IIB", caps, 1 << 24, 255) + b"\x00" * 23 + user.encode() + b"\x00"
+            + lenenc_bytes(auth) + plugin.encode() + b"\x00"
+        )  # fmt: skip
+
+    def login(self, user: str, password: str, tls: bool = False) -> bytes:
+        """caching_sha2_password login; returns the final OK or ERR payload."""
+        self.read_greeting()
+        if tls:
+            self.start_tls()
+        auth = sha2_scramble(password.encode(), self.nonce) if password else b""
+        self.send_packet(self.handshake_response(user, auth, tls=tls))
+        while True:
+            reply = self.read_packet()
+            if reply[:1] == b"\x01" and reply[1:] == b"\x03":
+                continue
+            if reply[:1] == b"\x01" and reply[1:] == b"\x04":
+                if not tls:
+                    raise AssertionError("full authentication over plain TCP is not used by this client")
+                self.send_packet(password.encode() + b"\x00")
+                continue
+            if reply[:1] == b"\xfe" and len(reply) > 1:
+                plugin, _, data = reply[1:].partition(b"\x00")
+                if plugin == b"caching_sha2_password":
+                    self.nonce = data.rstrip(b"\x00")
+                    self.send_packet(sha2_scramble(password.encode(), self.nonce) if password else b"")
+                    continue
+                return reply
+            return reply
+
+    def query(self, sql: str) -> bytes:
+        self.send_packet(b"\x03" + sql.encode(), seq=0)
+        return self.read_packet()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+def error_of(payload: bytes) -> tuple[int, str]:
+    """(code, message) of an ERR payload."""
+    assert payload[:1] == b"\xff", f"not an ERR packet: {payload[:40]!r}"
+    code = int.from_bytes(payload[1:3], "little")
+    message = payload[3:]
+    if message.startswith(b"#"):
+        message = message[6:]
+    return code, message.decode()
