@@ -1,0 +1,47 @@
+"""The one exception token verification raises: a stable reason code for logs and metrics, and a human message."""
+
+from __future__ import annotations
+
+REASONS = frozenset(
+    {
+        "too_large",
+        "malformed",
+        "alg_not_allowed",
+        "crit_unsupported",
+        "unknown_kid",
+        "ambiguous_key",
+        "alg_key_mismatch",
+        "bad_signature",
+        "exp_missing",
+        "expired",
+        "not_yet_valid",
+        "issued_in_future",
+        "wrong_issuer",
+        "wrong_audience",
+        "principal_missing",
+        "principal_mismatch",
+        "key_server_unreachable",
+        "key_set_invalid",
+        "key_file_unreadable",
+    }
+)
+
+
+class TokenRejected(Exception):
+    """A token login that must fail. `reason` is one of REASONS; `message` goes into the ERR packet and the log."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        if reason not in REASONS:
+            raise ValueError(f"unknown rejection reason {reason!r}")
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"TokenRejected({self.reason!r}, {self.message!r})"
+
+
+def shorten(value: object, limit: int = 80) -> str:
+    """repr() of an attacker-controlled value, cut so it cannot flood an ERR packet or a log line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,252 @@
+"""JWKS over http(s): fetched with httpx, parsed once, cached per URL.
+
+Policy (see docs in reference/token-verification.md):
+- Single-flight: one fetch in flight per URL; every login that needs it awaits the same task (shielded, so a
+  login that is cancelled does not cancel the fetch the others are waiting for).
+- Soft refresh: once the keys are `jwks_refresh_seconds` old, the next login starts a background refresh and
+  carries on with the current keys.
+- Unknown kid: at most one refetch per URL per `jwks_unknown_kid_cooldown_seconds` (counted from the last
+  fetch attempt of any kind). The same interval spaces out retries after a failed fetch, so a dead key server
+  is not hammered by login attempts.
+- Failures never replace keys: a failed or unusable response (timeout, redirect, non-200, too big, not JSON,
+  too many keys, no usable key) leaves the last good set in place. Those keys keep working until
+  `jwks_max_stale_seconds` after their last successful fetch; each login served in that state counts as a
+  stale serve and a warning is logged (at most once per cooldown per URL).
+- A successful fetch replaces the set. A key the server no longer publishes is dropped at once rather than kept
+  through a grace period: removing a key is how an identity provider revokes it, and a successful response
+  from the configured URL is the only authority on what the keys are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from fe.auth.errors import TokenRejected
+from fe.auth.jwk import KeyParseError, KeySet, load_json, parse_jwks
+from fe.config import Settings
+
+log = logging.getLogger("fe.auth.jwks")
+
+
+class FetchFailed(Exception):
+    """A JWKS fetch that produced no usable keys; `reason` is a TokenRejected reason code."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class RemoteKeyStats:
+    fetches: Counter[str] = field(default_factory=Counter)
+    fetch_failures: Counter[str] = field(default_factory=Counter)
+    unknown_kid_refetches: Counter[str] = field(default_factory=Counter)
+    stale_serves: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class _UrlState:
+    url: str
+    keys: KeySet | None = None
+    fetched_at: float = 0.0  # clock time of the last successful fetch
+    last_attempt_at: float = float("-inf")
+    last_error: FetchFailed | None = None  # set when the latest attempt failed, cleared by a success
+    inflight: asyncio.Task[None] | None = None
+    last_stale_warning_at: float = float("-inf")
+
+
+def make_http_client(settings: Settings) -> httpx.AsyncClient:
+    """The client the key store uses unless one is injected: no redirects, bounded timeouts, optional CA bundle."""
+    verify: ssl.SSLContext | bool = True
+    if settings.jwks_ca_bundle:
+        verify = ssl.create_default_context(cafile=str(settings.resolve(settings.jwks_ca_bundle)))
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.jwks_fetch_timeout_seconds),
+        follow_redirects=False,
+        verify=verify,
+        trust_env=False,  # deterministic: no proxies or CA files picked up from the environment
+        headers={"Accept": "application/json, application/jwk-set+json", "Accept-Encoding": "identity"},
+    )
+
+
+class RemoteKeySource:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._client = http_client
+        self._owns_client = http_client is None
+        self._states: dict[str, _UrlState] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self.stats = RemoteKeyStats()
+
+    async def get_keys(self, url: str) -> KeySet:
+        state = self._states.get(url)
+        if state is None:
+            state = self._states[url] = _UrlState(url)
+        now = self._clock()
+        keys = state.keys
+        if keys is not None:
+            age = now - state.fetched_at
+            if age < self._settings.jwks_refresh_seconds:
+                return keys
+            if age <= self._settings.jwks_max_stale_seconds:
+                if state.inflight is None and self._may_attempt(state, now):
+                    self._start_fetch(state)
+                if state.last_error is not None:
+                    self._note_stale_serve(state, now, age)
+                return keys
+        if state.inflight is None and not self._may_attempt(state, now):
+            raise self._unavailable(state, now)
+        await self._join_fetch(state)
+        if state.keys is not None and self._clock() - state.fetched_at <= self._settings.jwks_max_stale_seconds:
+            return state.keys
+        raise self._unavailable(state, self._clock())
+
+    async def refetch_for_unknown_kid(self, url: str) -> KeySet | None:
+        """Fetch again (shared, rate-limited) because a token named a kid we do not have; the new set or None."""
+        state = self._states.get(url)
+        if state is None:
+            return None
+        if state.inflight is None:
+            if not self._may_attempt(state, self._clock()):
+                return None
+            self.stats.unknown_kid_refetches[url] += 1
+        await self._join_fetch(state)
+        return state.keys if state.last_error is None else None
+
+    async def aclose(self) -> None:
+        tasks = [*self._background]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._owns_client and self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def _may_attempt(self, state: _UrlState, now: float) -> bool:
+        return now - state.last_attempt_at >= self._settings.jwks_unknown_kid_cooldown_seconds
+
+    def _start_fetch(self, state: _UrlState) -> asyncio.Task[None]:
+        if state.inflight is None:
+            state.last_attempt_at = self._clock()
+            task = asyncio.get_running_loop().create_task(self._fetch_into(state), name=f"jwks-fetch {state.url}")
+            state.inflight = task
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        return state.inflight
+
+    async def _join_fetch(self, state: _UrlState) -> None:
+        await asyncio.shield(self._start_fetch(state))
+
+    async def _fetch_into(self, state: _UrlState) -> None:
+        self.stats.fetches[state.url] += 1
+        try:
+            try:
+                keys, skipped = await self._fetch(state.url)
+            except FetchFailed:
+                raise
+            except Exception as exc:  # a bad URL, an unreadable CA bundle, ...: still just a failed fetch
+                log.exception("JWKS fetch from %s raised", state.url)
+                raise FetchFailed("key_server_unreachable", f"{type(exc).__name__}: {exc}") from None
+        except FetchFailed as exc:
+            self.stats.fetch_failures[state.url] += 1
+            state.last_error = exc
+            kept = "keeping the previous keys" if state.keys is not None else "no keys available"
+            log.warning("JWKS fetch from %s failed: %s (%s)", state.url, exc.detail, kept)
+        else:
+            for message in skipped:
+                log.warning("JWKS %s: %s", state.url, message)
+            state.keys = keys
+            state.fetched_at = self._clock()
+            state.last_error = None
+            log.info("JWKS %s: %d usable key(s) loaded", state.url, len(keys.keys))
+        finally:
+            state.inflight = None
+
+    async def _fetch(self, url: str) -> tuple[KeySet, list[str]]:
+        timeout = self._settings.jwks_fetch_timeout_seconds
+        try:
+            async with asyncio.timeout(timeout):
+                body = await self._download(url)
+        except TimeoutError:
+            raise FetchFailed("key_server_unreachable", f"timeout after {timeout:g}s") from None
+        except httpx.HTTPError as exc:
+            raise FetchFailed("key_server_unreachable", _describe_http_error(exc)) from None
+        try:
+            return parse_jwks(load_json(body), url, self._settings.jwks_max_keys)
+        except KeyParseError as exc:
+            raise FetchFailed("key_set_invalid", str(exc)) from None
+
+    async def _download(self, url: str) -> bytes:
+        if self._client is None:
+            self._client = make_http_client(self._settings)
+        limit = self._settings.jwks_max_response_bytes
+        async with self._client.stream("GET", url) as response:
+            if response.is_redirect:
+                target = response.headers.get("location", "?")[:200]
+                raise FetchFailed("key_server_unreachable", f"HTTP {response.status_code} redirect to {target} refused")
+            if response.status_code != 200:
+                raise FetchFailed("key_server_unreachable", f"HTTP {response.status_code}")
+            encoding = response.headers.get("content-encoding", "identity").lower()
+            if encoding != "identity":
+                raise FetchFailed("key_set_invalid", f"compressed response ({encoding}) refused")
+            declared = response.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                raise FetchFailed("key_set_invalid", f"response of {declared} bytes exceeds the {limit}-byte limit")
+            body = bytearray()
+            async for chunk in response.aiter_raw():
+                body += chunk
+                if len(body) > limit:
+                    raise FetchFailed("key_set_invalid", f"response exceeds the {limit}-byte limit")
+        return bytes(body)
+
+    def _note_stale_serve(self, state: _UrlState, now: float, age: float) -> None:
+        self.stats.stale_serves[state.url] += 1
+        if now - state.last_stale_warning_at >= self._settings.jwks_unknown_kid_cooldown_seconds:
+            state.last_stale_warning_at = now
+            log.warning(
+                "serving stale JWKS for %s: last successful fetch %.0fs ago (limit %.0fs), last error: %s",
+                state.url,
+                age,
+                self._settings.jwks_max_stale_seconds,
+                state.last_error.detail if state.last_error else "?",
+            )
+
+    def _unavailable(self, state: _UrlState, now: float) -> TokenRejected:
+        error = state.last_error
+        detail = error.detail if error else "no successful fetch yet"
+        reason = error.reason if error else "key_server_unreachable"
+        if state.keys is not None:
+            age = now - state.fetched_at
+            limit = self._settings.jwks_max_stale_seconds
+            return TokenRejected(
+                "key_server_unreachable",
+                f"key server unreachable: {state.url} ({detail}); "
+                f"cached keys expired ({age:.0f}s old, limit {limit:.0f}s)",
+            )
+        if reason == "key_set_invalid":
+            return TokenRejected(reason, f"key server {state.url} returned an unusable JWKS ({detail})")
+        return TokenRejected(reason, f"key server unreachable: {state.url} ({detail})")
+
+
+def _describe_http_error(exc: httpx.HTTPError) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(exc, httpx.ConnectError):
+        return f"cannot connect: {exc}" if str(exc) else "cannot connect"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
