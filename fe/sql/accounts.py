@@ -1,0 +1,357 @@
+"""Running the account statements against the catalog: who may, what is stored, which error otherwise.
+
+Only root and members of `root` / `user_admin` may manage users, roles and grants; anyone may SET PASSWORD for
+their own password identity and look at their own grants and authentication. Granting, revoking or altering
+anything about root itself is reserved to root.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from fe.auth.passwords import hash_password, native_hash
+from fe.auth.token_spec import TOKEN_PLUGINS, InvalidAuthString, parse_token_auth_string
+from fe.catalog import (
+    CACHING_SHA2,
+    MYSQL_NATIVE,
+    ROOT_HOST,
+    ROOT_ROLE,
+    ROOT_USER,
+    Account,
+    Catalog,
+    CatalogBusyError,
+    Credentials,
+    ProtectedObjectError,
+    RoleExistsError,
+    RoleNotFoundError,
+    RoleNotGrantedError,
+    UserExistsError,
+    UserNotFoundError,
+    format_identity,
+)
+from fe.config import Settings
+from fe.sql import errors, show
+from fe.sql import statements as st
+from fe.sql.results import OkResult, ResultSet, SqlError
+from fe.sql.session import Session, Warning_
+
+# StarRocks' user name rule (Java's \w is ASCII-only).
+USER_NAME_PATTERN = re.compile(r"^\w{1,64}/?[.\w-]{0,63}$", re.ASCII)
+ROLE_NAME_PATTERN = re.compile(r"^\w{1,64}$", re.ASCII)
+HOST_PATTERN = re.compile(r"^[\w.:%-]{1,255}$", re.ASCII)
+_NATIVE_HASH_PATTERN = re.compile(r"^\*[0-9A-Fa-f]{40}$")
+
+
+class AccountStatements:
+    def __init__(self, catalog: Catalog, settings: Settings) -> None:
+        self._catalog = catalog
+        self._settings = settings
+
+    # ----------------------------------------------------------------- users
+
+    def create_user(self, session: Session, stmt: st.CreateUser) -> OkResult:
+        operation = "CREATE USER"
+        self._require_user_admin(session)
+        name, host = self._identity(session, stmt.user, operation)
+        if stmt.property_keys:
+            raise errors.wrong_arguments(
+                operation, f"PROPERTIES ({', '.join(stmt.property_keys)}) are not supported by fe"
+            )
+        roles = self._role_names(stmt.default_roles, operation)
+        credentials = self._credentials(session, stmt.auth, operation)
+        try:
+            created = self._catalog.create_user(
+                name, host, credentials, default_roles=roles, if_not_exists=stmt.if_not_exists
+            )
+        except UserExistsError as exc:
+            raise errors.operation_failed(operation, _who(name, host), str(exc)) from None
+        except ProtectedObjectError as exc:
+            raise errors.operation_failed(operation, _who(name, host), str(exc)) from None
+        except RoleNotFoundError as exc:
+            raise errors.unknown_authorization_id(exc.role, reason=str(exc)) from None
+        if not created:
+            _note(
+                session,
+                errors.ER_USER_ALREADY_EXISTS,
+                f"Authorization ID {_who(name, host)} already exists.",
+            )
+        return _ok(session)
+
+    def alter_user(self, session: Session, stmt: st.AlterUser) -> OkResult:
+        operation = "ALTER USER"
+        self._require_user_admin(session)
+        name, host = self._identity(session, stmt.user, operation)
+        self._require_root_for_root(session, name, host, "alter the root user")
+        credentials = self._credentials(session, stmt.auth, operation) if stmt.auth is not None else None
+        account = self._catalog.get_account(name, host)
+        if account is None:
+            if stmt.if_exists:
+                _note(
+                    session,
+                    errors.ER_USER_DOES_NOT_EXIST,
+                    f"Authorization ID {_who(name, host)} does not exist.",
+                )
+                return _ok(session)
+            raise errors.operation_failed(operation, _who(name, host), f"cannot find user {_who(name, host)}")
+        default_roles = self._default_roles(account, stmt, operation)
+        try:
+            if credentials is not None:
+                self._catalog.alter_credentials(name, host, credentials)
+            if default_roles is not None:
+                self._catalog.set_default_roles(name, host, default_roles)
+        except UserNotFoundError as exc:
+            raise errors.operation_failed(operation, _who(name, host), str(exc)) from None
+        except RoleNotFoundError as exc:
+            raise errors.unknown_authorization_id(exc.role, reason=str(exc)) from None
+        except RoleNotGrantedError as exc:
+            raise errors.role_not_granted(exc.role, _who(name, host)) from None
+        return _ok(session)
+
+    def drop_user(self, session: Session, stmt: st.DropUser) -> OkResult:
+        operation = "DROP USER"
+        self._require_user_admin(session)
+        name, host = self._identity(session, stmt.user, operation)
+        try:
+            dropped = self._catalog.drop_user(name, host, if_exists=stmt.if_exists)
+        except (UserNotFoundError, ProtectedObjectError) as exc:
+            raise errors.operation_failed(operation, _who(name, host), str(exc)) from None
+        if not dropped:
+            _note(
+                session,
+                errors.ER_USER_DOES_NOT_EXIST,
+                f"Authorization ID {_who(name, host)} does not exist.",
+            )
+        return _ok(session)
+
+    def set_password(self, session: Session, stmt: st.SetPassword) -> OkResult:
+        operation = "SET PASSWORD"
+        if stmt.user is None or stmt.user.current:
+            name, host = session.matched_name, session.matched_host
+        else:
+            name, host = self._identity(session, stmt.user, operation)
+        if (name, host) != (session.matched_name, session.matched_host):
+            self._require_user_admin(session)
+            self._require_root_for_root(session, name, host, "change root's password")
+        account = self._catalog.get_account(name, host)
+        if account is None:
+            raise errors.no_matching_user()
+        if account.is_token_user:
+            raise errors.set_password_not_applicable(account.identity)
+        if account.plugin == MYSQL_NATIVE:
+            credentials = Credentials(MYSQL_NATIVE, native_hash(stmt.password), account.plugin_display)
+        else:
+            credentials = Credentials(CACHING_SHA2, hash_password(stmt.password), account.plugin_display)
+        try:
+            self._catalog.alter_credentials(name, host, credentials)
+        except UserNotFoundError:
+            raise errors.no_matching_user() from None
+        return _ok(session)
+
+    # ----------------------------------------------------------------- roles and grants
+
+    def create_role(self, session: Session, stmt: st.CreateRole) -> OkResult:
+        operation = "CREATE ROLE"
+        self._require_user_admin(session)
+        for role in self._role_names(stmt.roles, operation):
+            try:
+                if not self._catalog.create_role(role, if_not_exists=stmt.if_not_exists):
+                    _note(session, errors.ER_USER_ALREADY_EXISTS, f"Authorization ID '{role}' already exists.")
+            except RoleExistsError as exc:
+                raise errors.operation_failed(operation, f"'{role}'", str(exc)) from None
+        return _ok(session)
+
+    def drop_role(self, session: Session, stmt: st.DropRole) -> OkResult:
+        operation = "DROP ROLE"
+        self._require_user_admin(session)
+        for role in self._role_names(stmt.roles, operation):
+            try:
+                if not self._catalog.drop_role(role, if_exists=stmt.if_exists):
+                    _note(session, errors.ER_USER_DOES_NOT_EXIST, f"Authorization ID '{role}' does not exist.")
+            except (RoleNotFoundError, ProtectedObjectError) as exc:
+                raise errors.operation_failed(operation, f"'{role}'", str(exc)) from None
+        return _ok(session)
+
+    def grant_roles(self, session: Session, stmt: st.GrantRoles) -> OkResult:
+        operation = "GRANT"
+        self._require_user_admin(session)
+        roles = self._role_names(stmt.roles, operation)
+        name, host = self._identity(session, stmt.user, operation)
+        if ROOT_ROLE in roles:
+            self._require_root(session, "grant the role 'root'")
+        try:
+            self._catalog.grant_roles(name, host, roles)
+        except UserNotFoundError:
+            raise errors.unknown_authorization_id(name, host, f"cannot find user {_who(name, host)}") from None
+        except RoleNotFoundError as exc:
+            raise errors.unknown_authorization_id(exc.role, reason=str(exc)) from None
+        return _ok(session)
+
+    def revoke_roles(self, session: Session, stmt: st.RevokeRoles) -> OkResult:
+        operation = "REVOKE"
+        self._require_user_admin(session)
+        roles = self._role_names(stmt.roles, operation)
+        name, host = self._identity(session, stmt.user, operation)
+        if ROOT_ROLE in roles:
+            self._require_root(session, "revoke the role 'root'")
+        try:
+            not_granted = self._catalog.revoke_roles(name, host, roles)
+        except UserNotFoundError:
+            raise errors.unknown_authorization_id(name, host, f"cannot find user {_who(name, host)}") from None
+        except RoleNotFoundError as exc:
+            raise errors.unknown_authorization_id(exc.role, reason=str(exc)) from None
+        except ProtectedObjectError as exc:
+            raise errors.wrong_arguments(operation, str(exc)) from None
+        for role in not_granted:
+            _note(session, errors.ER_ROLE_NOT_GRANTED, f"`{role}`@`%` is not granted to {_who(name, host)}")
+        return _ok(session)
+
+    # ----------------------------------------------------------------- SHOW
+
+    def show_authentication(self, session: Session, stmt: st.ShowAuthentication) -> ResultSet:
+        if stmt.all_users:
+            self._require_user_admin(session)
+            return show.authentication(self._catalog.list_accounts())
+        account = self._target_account(session, stmt.user, "SHOW AUTHENTICATION")
+        return show.authentication([account] if account is not None else [])
+
+    def show_users(self, session: Session) -> ResultSet:
+        self._require_user_admin(session)
+        return show.users(self._catalog.list_accounts())
+
+    def show_current_user(self, session: Session) -> ResultSet:
+        return show.current_user(session.matched_name, session.matched_host)
+
+    def show_grants(self, session: Session, stmt: st.ShowGrants) -> ResultSet:
+        return show.grants(self._target_account(session, stmt.user, "SHOW GRANTS"))
+
+    def show_roles(self, session: Session) -> ResultSet:
+        self._require_user_admin(session)
+        return show.roles(self._catalog.list_roles())
+
+    # ----------------------------------------------------------------- privileges
+
+    def session_account(self, session: Session) -> Account | None:
+        """The identity the session logged in as, read afresh (a revoked role takes effect at once)."""
+        return self._catalog.get_account(session.matched_name, session.matched_host)
+
+    def is_user_admin(self, session: Session) -> bool:
+        account = self.session_account(session)
+        return account is not None and account.is_user_admin
+
+    def _require_user_admin(self, session: Session) -> None:
+        if not self.is_user_admin(session):
+            raise errors.access_denied_user_admin()
+
+    @staticmethod
+    def _require_root(session: Session, what: str) -> None:
+        if (session.matched_name, session.matched_host) != (ROOT_USER, ROOT_HOST):
+            raise errors.access_denied_root_only(what)
+
+    def _require_root_for_root(self, session: Session, name: str, host: str, what: str) -> None:
+        if (name, host) == (ROOT_USER, ROOT_HOST):
+            self._require_root(session, what)
+
+    def _target_account(self, session: Session, user: st.UserRef | None, operation: str) -> Account | None:
+        """Your own account, or (user admins only) someone else's."""
+        if user is None or user.current:
+            return self.session_account(session)
+        name, host = self._identity(session, user, operation)
+        if (name, host) != (session.matched_name, session.matched_host):
+            self._require_user_admin(session)
+        account = self._catalog.get_account(name, host)
+        if account is None:
+            raise errors.operation_failed(operation, _who(name, host), f"cannot find user {_who(name, host)}")
+        return account
+
+    # ----------------------------------------------------------------- validation
+
+    @staticmethod
+    def _identity(session: Session, user: st.UserRef, operation: str) -> tuple[str, str]:
+        if user.current:
+            return session.matched_name, session.matched_host
+        if not USER_NAME_PATTERN.match(user.name):
+            raise errors.wrong_arguments(
+                operation,
+                f"invalid user name '{user.name}': it must match {USER_NAME_PATTERN.pattern} "
+                "(letters, digits and _; then optionally one / and up to 63 of . _ - letters digits)",
+            )
+        if not HOST_PATTERN.match(user.host):
+            raise errors.wrong_arguments(
+                operation, f"invalid host '{user.host}': use %, an IP address, or a pattern with % and _"
+            )
+        return user.name, user.host
+
+    @staticmethod
+    def _role_names(roles: Sequence[str], operation: str) -> tuple[str, ...]:
+        for role in roles:
+            if not ROLE_NAME_PATTERN.match(role):
+                raise errors.wrong_arguments(operation, f"invalid role name '{role}': use 1 to 64 letters, digits or _")
+        return tuple(dict.fromkeys(roles))
+
+    def _default_roles(self, account: Account, stmt: st.AlterUser, operation: str) -> tuple[str, ...] | None:
+        if stmt.default_role_mode is None:
+            return None
+        if stmt.default_role_mode == "NONE":
+            return ()
+        if stmt.default_role_mode == "ALL":
+            return tuple(sorted(account.roles))
+        return self._role_names(stmt.default_roles, operation)
+
+    def _credentials(self, session: Session, auth: st.AuthOption | None, operation: str) -> Credentials:
+        """What to store for an IDENTIFIED clause: hashes for passwords, normalised JSON for token users."""
+        if auth is None:
+            return Credentials(CACHING_SHA2, "", CACHING_SHA2.upper())
+        if auth.plugin is None:
+            if auth.keyword == "BY PASSWORD":
+                return Credentials(MYSQL_NATIVE, _native_hash_literal(auth.value or ""), MYSQL_NATIVE.upper())
+            return Credentials(CACHING_SHA2, hash_password(auth.value or ""), CACHING_SHA2.upper())
+        plugin = auth.plugin.lower()
+        display = auth.plugin.upper()
+        if plugin == CACHING_SHA2:
+            if auth.keyword == "AS":
+                raise errors.wrong_arguments(
+                    operation, "IDENTIFIED WITH caching_sha2_password AS '<hash>' is not supported; use BY '<password>'"
+                )
+            return Credentials(CACHING_SHA2, hash_password(auth.value or ""), display)
+        if plugin == MYSQL_NATIVE:
+            if auth.keyword == "AS":
+                return Credentials(MYSQL_NATIVE, _native_hash_literal(auth.value or ""), display)
+            return Credentials(MYSQL_NATIVE, native_hash(auth.value or ""), display)
+        if plugin in TOKEN_PLUGINS:
+            if auth.value is None:
+                raise errors.wrong_arguments(
+                    operation, f"IDENTIFIED WITH {plugin} needs AS '<json>' with at least \"jwks_url\""
+                )
+            try:
+                spec, warnings = parse_token_auth_string(auth.value, self._settings.conf_dir)
+            except InvalidAuthString as exc:
+                raise errors.wrong_arguments(operation, str(exc)) from None
+            for message in warnings:
+                session.warnings.append(Warning_("Warning", errors.ER_WRONG_ARGUMENTS, message))
+            return Credentials(plugin, spec.to_json(), display)
+        raise errors.plugin_not_loaded(auth.plugin)
+
+
+def _native_hash_literal(text: str) -> str:
+    if text == "":
+        return ""
+    if not _NATIVE_HASH_PATTERN.match(text):
+        raise errors.password_format()
+    return text.upper()
+
+
+def _who(name: str, host: str) -> str:
+    return format_identity(name, host)
+
+
+def _note(session: Session, code: int, message: str) -> None:
+    session.warnings.append(Warning_("Note", code, message))
+
+
+def _ok(session: Session) -> OkResult:
+    return OkResult(warnings=len(session.warnings))
+
+
+def translate_catalog_error(exc: CatalogBusyError) -> SqlError:
+    return errors.catalog_unavailable(str(exc))

@@ -1,0 +1,196 @@
+"""One statement in, one Result (or SqlError) out: parse with the fe dialect, bind to a typed statement, run it
+against the session or the catalog."""
+
+from __future__ import annotations
+
+import logging
+
+import sqlglot.errors
+from sqlglot import exp
+
+from fe.catalog import Catalog, CatalogBusyError
+from fe.config import Settings
+from fe.sql import errors, show
+from fe.sql import statements as st
+from fe.sql.accounts import AccountStatements, translate_catalog_error
+from fe.sql.dialect import FeDialect
+from fe.sql.evaluate import Evaluator
+from fe.sql.results import Column, OkResult, Result, ResultSet, SqlError, syntax_error
+from fe.sql.session import Session, Warning_
+from fe.sql.variables import READ_ONLY, SERVER_VERSION, boolean_value, system_variable_defaults
+
+log = logging.getLogger(__name__)
+
+# The databases fe shows and accepts in USE / COM_INIT_DB; StarRocks has these two on every cluster.
+DATABASES = ("information_schema", "sys")
+
+LONGLONG = 0x08
+
+
+class Executor:
+    def __init__(self, catalog: Catalog, settings: Settings) -> None:
+        self._catalog = catalog
+        self._settings = settings
+        self._dialect = FeDialect()
+        self._accounts = AccountStatements(catalog, settings)
+        self._defaults = system_variable_defaults(settings)
+
+    async def execute(self, session: Session, sql: str) -> Result:
+        """Run one statement. Raises SqlError only; the session stays usable either way."""
+        try:
+            statement = self._parse(sql)
+            if not isinstance(statement, st.ShowWarnings):
+                session.warnings = []
+            return self._run(session, statement)
+        except SqlError as error:
+            session.warnings = [Warning_("Error", error.code, error.message)]
+            raise
+        except CatalogBusyError as exc:
+            error = translate_catalog_error(exc)
+            session.warnings = [Warning_("Error", error.code, error.message)]
+            raise error from None
+        except Exception:
+            log.exception("statement failed unexpectedly: %.200r", sql)
+            error = errors.internal_error()
+            session.warnings = [Warning_("Error", error.code, error.message)]
+            raise error from None
+
+    def use_database(self, session: Session, db: str) -> None:
+        """COM_INIT_DB and USE."""
+        for name in DATABASES:
+            if name.lower() == db.lower():
+                session.database = name
+                return
+        raise errors.unknown_database(db)
+
+    # ----------------------------------------------------------------- parsing
+
+    def _parse(self, sql: str) -> st.Statement:
+        try:
+            trees = [tree for tree in self._dialect.parse(sql) if tree is not None]
+        except sqlglot.errors.ParseError as exc:
+            detail = exc.errors[0] if exc.errors else {}
+            near = (detail.get("highlight") or "") + (detail.get("end_context") or "")
+            raise syntax_error(near or sql) from None
+        except sqlglot.errors.SqlglotError:
+            raise syntax_error(sql) from None
+        trees = [tree for tree in trees if not isinstance(tree, exp.Semicolon)]
+        if not trees:
+            raise errors.empty_query()
+        if len(trees) > 1:
+            # One statement per COM_QUERY: fe does not run multi-statement batches.
+            raise syntax_error(trees[1].sql(dialect="mysql") if not isinstance(trees[1], exp.Command) else sql)
+        return st.bind(trees[0], sql)
+
+    # ----------------------------------------------------------------- dispatch
+
+    def _run(self, session: Session, statement: st.Statement) -> Result:
+        accounts = self._accounts
+        match statement:
+            case st.SelectValues():
+                return self._select(session, statement)
+            case st.SetVariables():
+                return self._set(session, statement)
+            case st.ShowWarnings():
+                return show.warnings(session.warnings, errors_only=statement.errors_only, limit=statement.limit)
+            case st.ShowVariables():
+                return show.variables(self._visible_variables(session), statement.like)
+            case st.ShowDatabases():
+                return show.databases(DATABASES, statement.like)
+            case st.UseDatabase():
+                self.use_database(session, statement.name)
+                return OkResult()
+            case st.CreateUser():
+                return accounts.create_user(session, statement)
+            case st.AlterUser():
+                return accounts.alter_user(session, statement)
+            case st.DropUser():
+                return accounts.drop_user(session, statement)
+            case st.SetPassword():
+                return accounts.set_password(session, statement)
+            case st.CreateRole():
+                return accounts.create_role(session, statement)
+            case st.DropRole():
+                return accounts.drop_role(session, statement)
+            case st.GrantRoles():
+                return accounts.grant_roles(session, statement)
+            case st.RevokeRoles():
+                return accounts.revoke_roles(session, statement)
+            case st.ShowAuthentication():
+                return accounts.show_authentication(session, statement)
+            case st.ShowUsers():
+                return accounts.show_users(session)
+            case st.ShowCurrentUser():
+                return accounts.show_current_user(session)
+            case st.ShowGrants():
+                return accounts.show_grants(session, statement)
+            case st.ShowRoles():
+                return accounts.show_roles(session)
+        raise AssertionError(f"unhandled statement {statement!r}")
+
+    # ----------------------------------------------------------------- SELECT and SET
+
+    def _select(self, session: Session, statement: st.SelectValues) -> ResultSet:
+        evaluator = Evaluator(session, lambda name, scope: self._read_variable(session, name, scope), SERVER_VERSION)
+        values = [evaluator.value(item.expression) for item in statement.items]
+        columns = [
+            Column(item.column_name, _type_code(value)) for item, value in zip(statement.items, values, strict=True)
+        ]
+        rows = [values]
+        if statement.offset > 0 or statement.limit == 0:
+            rows = []
+        return ResultSet(columns, rows)
+
+    def _set(self, session: Session, statement: st.SetVariables) -> OkResult:
+        evaluator = Evaluator(session, lambda name, scope: self._read_variable(session, name, scope), SERVER_VERSION)
+        changes: list[tuple[st.Assignment, object]] = []
+        for assignment in statement.assignments:
+            value = evaluator.value(assignment.value)
+            if assignment.scope != "USER":
+                value = self._check_assignment(session, assignment, value)
+            changes.append((assignment, value))
+        # All items are checked before any takes effect, as MySQL does.
+        for assignment, value in changes:
+            if assignment.scope == "USER":
+                session.variables["@" + assignment.name] = value
+            elif assignment.name == "autocommit":
+                session.autocommit = bool(value)
+            else:
+                session.variables[assignment.name] = value
+        return OkResult(warnings=len(session.warnings))
+
+    def _check_assignment(self, session: Session, assignment: st.Assignment, value: object) -> object:
+        name = assignment.name
+        if name in READ_ONLY:
+            raise errors.read_only_variable(name)
+        if assignment.scope == "GLOBAL":
+            if not self._accounts.is_user_admin(session):
+                raise errors.access_denied_system_variables()
+            session.warnings.append(
+                Warning_("Warning", errors.ER_WRONG_ARGUMENTS, f"SET GLOBAL {name} applies to this session only in fe")
+            )
+        if name == "autocommit":
+            flag = boolean_value(value)
+            if flag is None:
+                raise errors.wrong_value_for_variable(name, value)
+            return flag
+        return value
+
+    def _read_variable(self, session: Session, name: str, scope: str | None) -> object:
+        if name == "autocommit":
+            return int(session.autocommit)
+        if name in session.variables:
+            return session.variables[name]
+        if name in self._defaults:
+            return self._defaults[name]
+        raise errors.unknown_system_variable(name)
+
+    def _visible_variables(self, session: Session) -> dict[str, object]:
+        values = dict(self._defaults)
+        values.update((name, value) for name, value in session.variables.items() if not name.startswith("@"))
+        values["autocommit"] = "ON" if session.autocommit else "OFF"
+        return values
+
+
+def _type_code(value: object) -> int:
+    return LONGLONG if isinstance(value, int) and not isinstance(value, bool) else Column.type_code

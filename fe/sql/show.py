@@ -1,0 +1,90 @@
+"""Result sets of the SHOW statements, column by column as MySQL / StarRocks print them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+
+from fe.catalog import Account, format_identity
+from fe.sql.results import Column, ResultSet
+from fe.sql.session import Warning_
+
+LONGLONG = 0x08
+
+AUTHENTICATION_COLUMNS = (Column("UserIdentity"), Column("Password"), Column("AuthPlugin"), Column("UserForAuthPlugin"))
+GRANTS_COLUMNS = (Column("UserIdentity"), Column("Catalog"), Column("Grants"))
+
+
+def authentication(accounts: Iterable[Account]) -> ResultSet:
+    """StarRocks' SHOW [ALL] AUTHENTICATION: Password is Yes for a non-empty password; the JSON for token users."""
+    rows = [
+        [
+            account.identity,
+            "Yes" if account.has_password else "No",
+            account.plugin_display,
+            account.auth_string if account.is_token_user else None,
+        ]
+        for account in accounts
+    ]
+    return ResultSet(AUTHENTICATION_COLUMNS, rows)
+
+
+def users(accounts: Iterable[Account]) -> ResultSet:
+    return ResultSet((Column("User"),), [[account.identity] for account in accounts])
+
+
+def current_user(name: str, host: str) -> ResultSet:
+    return ResultSet((Column("User"),), [[format_identity(name, host)]])
+
+
+def grants(account: Account | None) -> ResultSet:
+    """One row per user: `GRANT 'r1', 'r2' TO 'u'@'h'`, Catalog NULL as StarRocks shows role grants."""
+    if account is None or not account.roles:
+        return ResultSet(GRANTS_COLUMNS, [])
+    roles = ", ".join(f"'{role}'" for role in sorted(account.roles))
+    return ResultSet(GRANTS_COLUMNS, [[account.identity, None, f"GRANT {roles} TO {account.identity}"]])
+
+
+def roles(entries: Iterable[tuple[str, bool]]) -> ResultSet:
+    columns = (Column("Name"), Column("Builtin"), Column("Comment"))
+    return ResultSet(columns, [[name, "true" if builtin else "false", ""] for name, builtin in sorted(entries)])
+
+
+def warnings(entries: Iterable[Warning_], *, errors_only: bool, limit: int | None) -> ResultSet:
+    columns = (Column("Level"), Column("Code", LONGLONG), Column("Message"))
+    rows = [[w.level, w.code, w.message] for w in entries if not errors_only or w.level == "Error"]
+    return ResultSet(columns, rows if limit is None else rows[:limit])
+
+
+def variables(values: Mapping[str, object], like: str | None) -> ResultSet:
+    matches = like_matcher(like)
+    rows = [[name, _text(value)] for name, value in sorted(values.items()) if matches(name)]
+    return ResultSet((Column("Variable_name"), Column("Value")), rows)
+
+
+def databases(names: Iterable[str], like: str | None) -> ResultSet:
+    matches = like_matcher(like)
+    return ResultSet((Column("Database"),), [[name] for name in names if matches(name)])
+
+
+def like_matcher(pattern: str | None) -> Callable[[str], bool]:
+    """SQL LIKE (case-insensitive, `%`, `_`, backslash escapes) as a predicate; None matches everything."""
+    if pattern is None:
+        return lambda _text: True
+    parts = []
+    chars = iter(pattern)
+    for char in chars:
+        if char == "\\":
+            parts.append(re.escape(next(chars, "\\")))
+        elif char == "%":
+            parts.append(".*")
+        elif char == "_":
+            parts.append(".")
+        else:
+            parts.append(re.escape(char))
+    regex = re.compile("".join(parts), re.IGNORECASE | re.DOTALL)
+    return lambda text: regex.fullmatch(text) is not None
+
+
+def _text(value: object) -> object:
+    return value if value is None else str(value)
