@@ -1,12 +1,11 @@
 """Sans-IO packet framing: bytes in, whole (sequence id, payload) packets out.
 
-The decoder says how many bytes it needs next (`bytes_needed`), so a caller that must not read past a packet
-(the SSLRequest, right before the TLS ClientHello) can read exactly that much.
+Packets are cut out of the buffer only when asked for, one at a time: after the SSLRequest, the bytes that
+follow in the same read are the TLS ClientHello and must be handed to TLS untouched (`take_unparsed`).
 """
 
 from __future__ import annotations
 
-from collections import deque
 from typing import NamedTuple
 
 from fe.mysql.codec import PacketTooLarge, decode_header
@@ -20,20 +19,22 @@ class Packet(NamedTuple):
 
 
 class PacketDecoder:
-    __slots__ = ("_buffer", "_chunks", "_chunks_size", "_first_seq", "_packets", "limit")
+    __slots__ = ("_buffer", "_chunks", "_chunks_size", "_first_seq", "limit")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._buffer = bytearray()
-        self._packets: deque[Packet] = deque()
         # A payload of exactly 0xFFFFFF bytes continues in the next packet; parts gather here.
         self._chunks: list[bytes] = []
         self._chunks_size = 0
         self._first_seq = 0
 
     def feed(self, data: bytes) -> None:
-        """Add received bytes; raises PacketTooLarge as soon as a header announces too much."""
+        """Add received bytes. Nothing is parsed here: bytes after a packet may belong to TLS, not to us."""
         self._buffer += data
+
+    def next_packet(self) -> Packet | None:
+        """The next whole packet, or None; raises PacketTooLarge as soon as a header announces too much."""
         buffer = self._buffer
         while len(buffer) >= 4:
             length, seq = decode_header(bytes(buffer[:4]))
@@ -41,7 +42,7 @@ class PacketDecoder:
             if total > self.limit:
                 raise PacketTooLarge(total, self.limit)
             if len(buffer) < 4 + length:
-                break
+                return None
             payload = bytes(buffer[4 : 4 + length])
             del buffer[: 4 + length]
             if not self._chunks:
@@ -55,19 +56,8 @@ class PacketDecoder:
                 payload = b"".join(self._chunks)
                 self._chunks.clear()
                 self._chunks_size = 0
-            self._packets.append(Packet(self._first_seq, (seq + 1) & 0xFF, payload))
-
-    def next_packet(self) -> Packet | None:
-        return self._packets.popleft() if self._packets else None
-
-    def bytes_needed(self) -> int:
-        """How many more bytes complete the next header or payload (never more than that)."""
-        if self._packets:
-            return 0
-        if len(self._buffer) < 4:
-            return 4 - len(self._buffer)
-        length, _ = decode_header(bytes(self._buffer[:4]))
-        return 4 + length - len(self._buffer)
+            return Packet(self._first_seq, (seq + 1) & 0xFF, payload)
+        return None
 
     def take_unparsed(self) -> bytes:
         """Bytes received after the last whole packet (e.g. a TLS ClientHello), handed over and forgotten."""

@@ -12,7 +12,7 @@ import contextlib
 import ssl
 from collections.abc import Callable
 
-from fe.mysql.codec import PacketTooLarge, frame
+from fe.mysql.codec import frame
 from fe.mysql.framing import Packet, PacketDecoder
 
 _TLS_READ_SIZE = 64 * 1024
@@ -86,10 +86,7 @@ class PacketStream(asyncio.Protocol):
     def _feed(self, data: bytes) -> None:
         if self._failure is not None:
             return
-        try:
-            self.decoder.feed(data)
-        except PacketTooLarge as exc:
-            self._failure = exc
+        self.decoder.feed(data)
         if self.decoder.buffered > 2 * self.decoder.limit + 65536 and self.transport and not self._paused_reading:
             self.transport.pause_reading()
             self._paused_reading = True

@@ -29,6 +29,10 @@ def users(fe_server: FeProcess) -> FeProcess:
     [("root", ROOT_PASSWORD), ("alice", "Alice-pw-1"), ("bob", "Bob-pw-2"), ("carol", "")],
 )
 def test_login_and_query(users: FeProcess, client: str, tls: bool, user: str, password: str) -> None:
+    if not tls and client.startswith("connector"):
+        # Connector/Python has no RSA key exchange by default: like MySQL, a plain-TCP caching_sha2 login only
+        # succeeds on the fast path, after one full authentication over TLS (test_plain_tcp_needs_tls_first).
+        assert ALL_CLIENTS[client](users.host, users.port, user, password, tls=True).ok
     outcome = ALL_CLIENTS[client](users.host, users.port, user, password, tls=tls,
                                   statements=("SELECT 1", "SELECT CURRENT_USER()"))  # fmt: skip
     assert outcome.ok, outcome.message
@@ -45,6 +49,15 @@ def test_wrong_password_and_unknown_user_get_the_same_reply(users: FeProcess, cl
     assert outcome.errno == 1045
     assert f"Access denied for user '{user}'@'127.0.0.1' (using password: YES)" in outcome.message
     assert users.alive
+
+
+def test_plain_tcp_needs_tls_first(fe_server: FeProcess) -> None:
+    root_execute(fe_server, "CREATE USER erin IDENTIFIED BY 'Erin-pw'")
+    cold = ALL_CLIENTS["connector_pure"](fe_server.host, fe_server.port, "erin", "Erin-pw", tls=False)
+    assert cold.errno == 1045 and "send the password over TLS" in cold.message
+    # PyMySQL fetches the server's RSA public key and encrypts the password: works cold over plain TCP.
+    assert ALL_CLIENTS["pymysql"](fe_server.host, fe_server.port, "erin", "Erin-pw", tls=False).ok
+    assert ALL_CLIENTS["connector_pure"](fe_server.host, fe_server.port, "erin", "Erin-pw", tls=False).ok
 
 
 def test_login_log_line(users: FeProcess) -> None:

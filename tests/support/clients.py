@@ -12,10 +12,9 @@ from pathlib import Path
 import mysql.connector
 import pymysql
 
-import tests.support.cext_client as cext_module
-
 SITE_PACKAGES = Path(mysql.connector.__file__).resolve().parents[2]
 VENDOR_DIR = SITE_PACKAGES / "mysql" / "vendor"
+CEXT_SCRIPT = Path(__file__).with_name("cext_client.py")
 
 
 @dataclass
@@ -69,7 +68,7 @@ def connector_cext(host: str, port: int, user: str, password: str = "", *, tls: 
     env = {**os.environ, "LD_LIBRARY_PATH": str(VENDOR_DIR)}
     request = json.dumps({"connect": connect, "statements": list(statements)})
     done = subprocess.run(
-        [sys.executable, cext_module.__file__, request], capture_output=True, text=True, env=env, timeout=60
+        [sys.executable, str(CEXT_SCRIPT), request], capture_output=True, text=True, env=env, timeout=60
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout.strip().splitlines()[-1])
@@ -83,7 +82,9 @@ def connector_cext(host: str, port: int, user: str, password: str = "", *, tls: 
 
 def pymysql_client(host: str, port: int, user: str, password: str = "", *, tls: bool = True,
                    statements: tuple[str, ...] = ("SELECT 1",), **extra: object) -> Outcome:  # fmt: skip
-    ssl_args: dict[str, object] = {"ssl": {"check_hostname": False, "verify_mode": 0}} if tls else {}
+    ssl_args: dict[str, object] = (
+        {"ssl": {"check_hostname": False, "verify_mode": 0}} if tls else {"ssl_disabled": True}
+    )
     try:
         connection = pymysql.connect(host=host, port=port, user=user, password=password, connect_timeout=10,
                                      **ssl_args, **extra)  # type: ignore[arg-type]  # fmt: skip
