@@ -74,8 +74,8 @@ class JwksServer:
             if self.delay:
                 await asyncio.sleep(self.delay)
             await self._respond(path, writer)
-        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError, IndexError):
-            pass
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError, IndexError, asyncio.CancelledError):
+            pass  # a handler ends quietly, also when stop() cancels it
         finally:
             self._handlers.discard(task)
             writer.close()
