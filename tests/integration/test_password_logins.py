@@ -46,6 +46,11 @@ def test_login_and_query(users: FeProcess, client: str, tls: bool, user: str, pa
 def test_wrong_password_and_unknown_user_get_the_same_reply(users: FeProcess, client: str, tls: bool,
                                                             user: str) -> None:  # fmt: skip
     outcome = ALL_CLIENTS[client](users.host, users.port, user, "wrong-password", tls=tls)
+    if client == "connector_cext" and not tls and user != "bob":
+        # libmysqlclient will not send a password that failed the fast path over plain TCP (CR 2061), for
+        # existing and unknown users alike: the server never sees it.
+        assert outcome.errno == 2061 and "requires secure connection" in outcome.message
+        return
     assert outcome.errno == 1045
     assert f"Access denied for user '{user}'@'127.0.0.1' (using password: YES)" in outcome.message
     assert users.alive

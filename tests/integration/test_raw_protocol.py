@@ -70,20 +70,22 @@ def test_wrong_sequence_id(fe_server: FeProcess) -> None:
     still_serving(fe_server)
 
 
-def test_query_after_failed_login_is_never_executed(fe_server: FeProcess) -> None:
+@pytest.mark.parametrize("when", ["with_the_password", "before_the_server_asks"])
+def test_query_after_failed_login_is_never_executed(fe_server: FeProcess, when: str) -> None:
     client = RawClient(fe_server.host, fe_server.port)
     client.read_greeting()
     client.start_tls()
-    auth = b"\x00" * 32
-    # The failed login, immediately followed by a query the client hopes the server will run.
-    client.send_packet(client.handshake_response("root", auth, tls=True))
-    sneaky = "CREATE USER sneaky IDENTIFIED BY 'x'"
-    client.sock.sendall(struct.pack("<I", len(sneaky) + 1)[:3] + b"\x00\x03" + sneaky.encode())
-    reply = client.read_packet()
-    if reply == b"\x01\x04":  # full authentication: send a wrong password, then the query again
-        client.send_packet(b"wrong\x00")
-        reply = client.read_packet()
-    assert error_of(reply)[0] == 1045
+    client.send_packet(client.handshake_response("root", b"\x00" * 32, tls=True))
+    sneaky = f"CREATE USER sneaky_{when} IDENTIFIED BY 'x'"
+    query = struct.pack("<I", len(sneaky) + 1)[:3] + b"\x00\x03" + sneaky.encode()
+    if when == "before_the_server_asks":
+        client.sock.sendall(query)  # where the password belongs: a packet out of order
+        assert client.read_packet() == b"\x01\x04"
+        assert error_of(client.read_packet())[0] == 1156
+    else:
+        assert client.read_packet() == b"\x01\x04"  # full authentication: a wrong password, and the query
+        client.sock.sendall(b"\x06\x00\x00\x04wrong\x00" + query)
+        assert error_of(client.read_packet())[0] == 1045
     assert client.closed_by_server()
     rows = root_execute(fe_server, "SHOW USERS")
     assert all("sneaky" not in row[0] for row in rows)

@@ -111,13 +111,24 @@ def mariadb_cli(host: str, port: int, user: str, password: str = "", *, tls: boo
     args.append(f"--password={password}" if password else "--skip-password")
     args += ["--ssl", "--ssl-verify-server-cert=0"] if tls else ["--skip-ssl"]
     args += list(extra_args)
-    done = subprocess.run([*args, "-e", "; ".join(statements)], capture_output=True, text=True, timeout=60)
+    # Batch output does not separate statements: a marker row between them does.
+    script = f"; SELECT '{_MARK}'; ".join(statements)
+    done = subprocess.run([*args, "-e", script], capture_output=True, text=True, timeout=60)
     if done.returncode != 0:
         errno = -1
         if done.stderr.startswith("ERROR "):
             errno = int(done.stderr.split()[1])
         return Outcome(errno=errno, message=done.stderr.strip())
-    return Outcome(rows=[[line.split("\t") for line in done.stdout.splitlines()]])
+    outcome = Outcome(rows=[[]])
+    for line in done.stdout.splitlines():
+        if line == _MARK:
+            outcome.rows.append([])
+        else:
+            outcome.rows[-1].append(line.split("\t"))
+    return outcome
+
+
+_MARK = "--next statement--"
 
 
 ALL_CLIENTS = {
