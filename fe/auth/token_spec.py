@@ -66,9 +66,11 @@ def parse_token_auth_string(text: str, conf_dir: Path) -> tuple[TokenAuthSpec, l
     if not text.strip():
         raise InvalidAuthString("authentication string is empty; expected a JSON object with 'jwks_url'")
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, object_pairs_hook=_object_without_duplicates)
     except json.JSONDecodeError as exc:
         raise InvalidAuthString(f"authentication string is not valid JSON: {exc.msg} at position {exc.pos}") from None
+    except RecursionError:
+        raise InvalidAuthString("authentication string is nested too deeply") from None
     if not isinstance(doc, dict):
         raise InvalidAuthString(f"authentication string must be a JSON object, not {_json_type(doc)}")
     unknown = sorted(set(doc) - set(_KEYS))
@@ -96,12 +98,23 @@ def parse_token_auth_string(text: str, conf_dir: Path) -> tuple[TokenAuthSpec, l
     return spec, warnings
 
 
+_JSON_TYPE_NAMES = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "an array",
+                    dict: "an object"}  # fmt: skip
+
+
+def _object_without_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    doc: dict[str, object] = {}
+    for key, value in pairs:
+        if key in doc:
+            raise InvalidAuthString(f"key {key!r} appears more than once in the authentication string")
+        doc[key] = value
+    return doc
+
+
 def _json_type(value: object) -> str:
     if value is None:
         return "null"
-    return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "an array"}.get(
-        type(value), type(value).__name__
-    )
+    return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
 
 
 def _string(doc: dict[str, object], key: str) -> str:
