@@ -7,6 +7,7 @@ import logging
 
 import sqlglot.errors
 from sqlglot import exp
+from sqlglot.tokens import TokenType
 
 from fe.catalog import Catalog, CatalogBusyError
 from fe.config import Settings
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 DATABASES = ("information_schema", "sys")
 
 LONGLONG = 0x08
+_NON_KEYWORD_TOKENS = {TokenType.VAR, TokenType.IDENTIFIER, TokenType.STRING, TokenType.NUMBER}
 
 
 class Executor:
@@ -69,6 +71,8 @@ class Executor:
         try:
             trees = [tree for tree in self._dialect.parse(sql) if tree is not None]
         except sqlglot.errors.ParseError as exc:
+            if not self._starts_with_keyword(sql):
+                raise syntax_error(sql) from None  # not a statement at all: name all of it, as MySQL does
             detail = exc.errors[0] if exc.errors else {}
             near = (detail.get("highlight") or "") + (detail.get("end_context") or "")
             raise syntax_error(near or sql) from None
@@ -81,6 +85,13 @@ class Executor:
             # One statement per COM_QUERY: fe does not run multi-statement batches.
             raise syntax_error(trees[1].sql(dialect="mysql") if not isinstance(trees[1], exp.Command) else sql)
         return st.bind(trees[0], sql)
+
+    def _starts_with_keyword(self, sql: str) -> bool:
+        try:
+            tokens = self._dialect.tokenize(sql)
+        except sqlglot.errors.SqlglotError:
+            return False
+        return bool(tokens) and tokens[0].token_type not in _NON_KEYWORD_TOKENS
 
     # ----------------------------------------------------------------- dispatch
 
