@@ -14,8 +14,14 @@ ROOT_PASSWORD = "Root#Pass-1"
 
 def root_execute(server: FeProcess, *statements: str, password: str = ROOT_PASSWORD) -> list[tuple]:
     """Run statements as root over TLS; returns the rows of the last one."""
-    connection = pymysql.connect(host=server.host, port=server.port, user="root", password=password,
-                                 ssl={"check_hostname": False, "verify_mode": 0}, connect_timeout=10)  # fmt: skip
+    connection = pymysql.connect(
+        host=server.host,
+        port=server.port,
+        user="root",
+        password=password,
+        ssl={"check_hostname": False, "verify_mode": 0},
+        connect_timeout=10,
+    )
     try:
         rows: list[tuple] = []
         with connection.cursor() as cursor:

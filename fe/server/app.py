@@ -115,3 +115,5 @@ def configure_logging(level: str) -> None:
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    # httpx logs every request at INFO; key fetches are logged by fe.auth with what matters.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

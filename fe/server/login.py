@@ -14,6 +14,7 @@ from typing import Protocol
 
 from fe.auth import passwords
 from fe.auth.token_spec import TOKEN_PLUGINS, TokenAuthSpec
+from fe.auth.verifier import TokenRejected
 from fe.mysql import messages
 from fe.mysql.codec import MalformedPacket
 from fe.mysql.constants import (
@@ -88,7 +89,6 @@ class Exchange:
         return packet.payload
 
     async def switch_to(self, plugin: str, data: bytes) -> bytes:
-        self.plugin = plugin
         await self.send(messages.auth_switch(plugin, data))
         return await self.receive()
 
@@ -211,8 +211,6 @@ class Authenticator:
         except MalformedPacket as exc:
             raise exchange.denied("malformed", f"malformed token packet: {exc}") from None
         exchange.sent_credentials = True
-        from fe.auth.verifier import TokenRejected
-
         try:
             await self.tokens.verify(token, exchange.user, spec)
         except TokenRejected as exc:

@@ -33,8 +33,9 @@ def test_login_and_query(users: FeProcess, client: str, tls: bool, user: str, pa
         # Connector/Python has no RSA key exchange by default: like MySQL, a plain-TCP caching_sha2 login only
         # succeeds on the fast path, after one full authentication over TLS (test_plain_tcp_needs_tls_first).
         assert ALL_CLIENTS[client](users.host, users.port, user, password, tls=True).ok
-    outcome = ALL_CLIENTS[client](users.host, users.port, user, password, tls=tls,
-                                  statements=("SELECT 1", "SELECT CURRENT_USER()"))  # fmt: skip
+    outcome = ALL_CLIENTS[client](
+        users.host, users.port, user, password, tls=tls, statements=("SELECT 1", "SELECT CURRENT_USER()")
+    )
     assert outcome.ok, outcome.message
     assert [str(v) for v in outcome.rows[0][0]] == ["1"]
     assert outcome.rows[1][0][0] == f"{user}@%"
@@ -43,8 +44,9 @@ def test_login_and_query(users: FeProcess, client: str, tls: bool, user: str, pa
 @pytest.mark.parametrize("tls", [True, False], ids=["tls", "plain"])
 @pytest.mark.parametrize("client", CLIENTS)
 @pytest.mark.parametrize("user", ["alice", "bob", "nobody"])
-def test_wrong_password_and_unknown_user_get_the_same_reply(users: FeProcess, client: str, tls: bool,
-                                                            user: str) -> None:  # fmt: skip
+def test_wrong_password_and_unknown_user_get_the_same_reply(
+    users: FeProcess, client: str, tls: bool, user: str
+) -> None:
     outcome = ALL_CLIENTS[client](users.host, users.port, user, "wrong-password", tls=tls)
     if client == "connector_cext" and not tls and user != "bob":
         # libmysqlclient will not send a password that failed the fast path over plain TCP (CR 2061), for
@@ -81,8 +83,9 @@ def test_users_survive_restart(tmp_path) -> None:
 
 
 def test_require_secure_transport(tmp_path) -> None:
-    with running_fe(tmp_path, extra_args=["--require-secure-transport"],
-                    env={"FE_ROOT_PASSWORD": ROOT_PASSWORD}) as server:  # fmt: skip
+    with running_fe(
+        tmp_path, extra_args=["--require-secure-transport"], env={"FE_ROOT_PASSWORD": ROOT_PASSWORD}
+    ) as server:
         plain = ALL_CLIENTS["pymysql"](server.host, server.port, "root", ROOT_PASSWORD, tls=False)
         assert plain.errno == 3159
         assert ALL_CLIENTS["pymysql"](server.host, server.port, "root", ROOT_PASSWORD, tls=True).ok
@@ -94,8 +97,10 @@ def test_empty_root_password_refuses_public_address(tmp_path) -> None:
 
     done = subprocess.run(
         [sys.executable, "-m", "fe.cli", "serve", "--home", str(tmp_path), "--host", "0.0.0.0", "--port", "0"],
-        capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert done.returncode == 1
     assert "root has an empty password" in done.stderr
 

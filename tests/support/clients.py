@@ -30,10 +30,19 @@ class Outcome:
         return self.errno is None
 
 
-def connector_pure(host: str, port: int, user: str, password: str = "", *, tls: bool = True,
-                   statements: tuple[str, ...] = ("SELECT 1",), **extra: object) -> Outcome:  # fmt: skip
-    args: dict[str, object] = dict(host=host, port=port, user=user, password=password, use_pure=True,
-                                   connection_timeout=10, **extra)  # fmt: skip
+def connector_pure(
+    host: str,
+    port: int,
+    user: str,
+    password: str = "",
+    *,
+    tls: bool = True,
+    statements: tuple[str, ...] = ("SELECT 1",),
+    **extra: object,
+) -> Outcome:
+    args: dict[str, object] = dict(
+        host=host, port=port, user=user, password=password, use_pure=True, connection_timeout=10, **extra
+    )
     if tls:
         args.update(ssl_disabled=False, ssl_verify_cert=False, ssl_verify_identity=False)
     else:
@@ -56,11 +65,20 @@ def connector_pure(host: str, port: int, user: str, password: str = "", *, tls: 
         connection.close()
 
 
-def connector_cext(host: str, port: int, user: str, password: str = "", *, tls: bool = True,
-                   statements: tuple[str, ...] = ("SELECT 1",), **extra: object) -> Outcome:  # fmt: skip
+def connector_cext(
+    host: str,
+    port: int,
+    user: str,
+    password: str = "",
+    *,
+    tls: bool = True,
+    statements: tuple[str, ...] = ("SELECT 1",),
+    **extra: object,
+) -> Outcome:
     """Runs in a child process with the C extension really loaded; fails the test if it did not load."""
-    connect: dict[str, object] = dict(host=host, port=port, user=user, password=password,
-                                      connection_timeout=10, **extra)  # fmt: skip
+    connect: dict[str, object] = dict(
+        host=host, port=port, user=user, password=password, connection_timeout=10, **extra
+    )
     if tls:
         connect.update(ssl_disabled=False, ssl_verify_cert=False)
     else:
@@ -80,14 +98,23 @@ def connector_cext(host: str, port: int, user: str, password: str = "", *, tls: 
     return Outcome(rows=result["rows"])
 
 
-def pymysql_client(host: str, port: int, user: str, password: str = "", *, tls: bool = True,
-                   statements: tuple[str, ...] = ("SELECT 1",), **extra: object) -> Outcome:  # fmt: skip
+def pymysql_client(
+    host: str,
+    port: int,
+    user: str,
+    password: str = "",
+    *,
+    tls: bool = True,
+    statements: tuple[str, ...] = ("SELECT 1",),
+    **extra: object,
+) -> Outcome:
     ssl_args: dict[str, object] = (
         {"ssl": {"check_hostname": False, "verify_mode": 0}} if tls else {"ssl_disabled": True}
     )
     try:
-        connection = pymysql.connect(host=host, port=port, user=user, password=password, connect_timeout=10,
-                                     **ssl_args, **extra)  # type: ignore[arg-type]  # fmt: skip
+        connection = pymysql.connect(
+            host=host, port=port, user=user, password=password, connect_timeout=10, **ssl_args, **extra
+        )  # type: ignore[arg-type]
     except pymysql.err.MySQLError as exc:
         errno = exc.args[0] if exc.args and isinstance(exc.args[0], int) else -1
         return Outcome(errno=errno, message=str(exc.args[1] if len(exc.args) > 1 else exc))
@@ -104,10 +131,28 @@ def pymysql_client(host: str, port: int, user: str, password: str = "", *, tls: 
         connection.close()
 
 
-def mariadb_cli(host: str, port: int, user: str, password: str = "", *, tls: bool = True,
-                statements: tuple[str, ...] = ("SELECT 1",), extra_args: tuple[str, ...] = ()) -> Outcome:  # fmt: skip
-    args = ["mariadb", "-h", host, "-P", str(port), "-u", user, "--batch", "--skip-column-names",
-            "--connect-timeout=10"]  # fmt: skip
+def mariadb_cli(
+    host: str,
+    port: int,
+    user: str,
+    password: str = "",
+    *,
+    tls: bool = True,
+    statements: tuple[str, ...] = ("SELECT 1",),
+    extra_args: tuple[str, ...] = (),
+) -> Outcome:
+    args = [
+        "mariadb",
+        "-h",
+        host,
+        "-P",
+        str(port),
+        "-u",
+        user,
+        "--batch",
+        "--skip-column-names",
+        "--connect-timeout=10",
+    ]
     args.append(f"--password={password}" if password else "--skip-password")
     args += ["--ssl", "--ssl-verify-server-cert=0"] if tls else ["--skip-ssl"]
     args += list(extra_args)

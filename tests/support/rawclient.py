@@ -12,9 +12,14 @@ from fe.mysql.codec import Cursor, lenenc_bytes
 from fe.mysql.constants import Capability
 
 CLIENT_CAPS = (
-    Capability.LONG_PASSWORD | Capability.PROTOCOL_41 | Capability.SECURE_CONNECTION | Capability.PLUGIN_AUTH
-    | Capability.PLUGIN_AUTH_LENENC_CLIENT_DATA | Capability.TRANSACTIONS | Capability.MULTI_RESULTS
-)  # fmt: skip
+    Capability.LONG_PASSWORD
+    | Capability.PROTOCOL_41
+    | Capability.SECURE_CONNECTION
+    | Capability.PLUGIN_AUTH
+    | Capability.PLUGIN_AUTH_LENENC_CLIENT_DATA
+    | Capability.TRANSACTIONS
+    | Capability.MULTI_RESULTS
+)
 
 
 def sha2_scramble(password: bytes, nonce: bytes) -> bytes:
@@ -84,14 +89,20 @@ class RawClient:
         assert isinstance(self.sock, socket.socket)
         self.sock = context.wrap_socket(self.sock)
 
-    def handshake_response(self, user: str, auth: bytes, plugin: str = "caching_sha2_password",
-                           caps: int = CLIENT_CAPS, tls: bool = False) -> bytes:  # fmt: skip
+    def handshake_response(
+        self, user: str, auth: bytes, plugin: str = "caching_sha2_password", caps: int = CLIENT_CAPS, tls: bool = False
+    ) -> bytes:
         if tls:
             caps |= Capability.SSL
         return (
-            struct.pack("<IIB", caps, 1 << 24, 255) + b"\x00" * 23 + user.encode() + b"\x00"
-            + lenenc_bytes(auth) + plugin.encode() + b"\x00"
-        )  # fmt: skip
+            struct.pack("<IIB", caps, 1 << 24, 255)
+            + b"\x00" * 23
+            + user.encode()
+            + b"\x00"
+            + lenenc_bytes(auth)
+            + plugin.encode()
+            + b"\x00"
+        )
 
     def login(self, user: str, password: str, tls: bool = False) -> bytes:
         """caching_sha2_password login; returns the final OK or ERR payload."""
@@ -117,6 +128,14 @@ class RawClient:
                     continue
                 return reply
             return reply
+
+    def token_login(self, user: str, token: bytes) -> bytes:
+        """Over TLS, naming the OIDC client plugin up front with `[0x01][lenenc token]`; the final OK or ERR."""
+        self.read_greeting()
+        self.start_tls()
+        packet = b"\x01" + lenenc_bytes(token)
+        self.send_packet(self.handshake_response(user, packet, plugin="authentication_openid_connect_client", tls=True))
+        return self.read_packet()
 
     def query(self, sql: str) -> bytes:
         self.send_packet(b"\x03" + sql.encode(), seq=0)

@@ -88,8 +88,9 @@ class FeProcess:
 
 
 @contextmanager
-def running_fe(home: Path, extra_args: list[str] | None = None, env: dict[str, str] | None = None,
-               port: int = 0) -> Iterator[FeProcess]:  # fmt: skip
+def running_fe(
+    home: Path, extra_args: list[str] | None = None, env: dict[str, str] | None = None, port: int = 0
+) -> Iterator[FeProcess]:
     server = FeProcess(home, extra_args, env).start(port=port)
     try:
         yield server
