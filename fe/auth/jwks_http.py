@@ -129,6 +129,11 @@ class RemoteKeySource:
         await self._join_fetch(state)
         return state.keys if state.last_error is None else None
 
+    def key_ages(self) -> dict[str, float]:
+        """Seconds since the last successful fetch, per URL that has keys (for metrics: cache age)."""
+        now = self._clock()
+        return {url: now - state.fetched_at for url, state in self._states.items() if state.keys is not None}
+
     async def aclose(self) -> None:
         tasks = [*self._background]
         for task in tasks:

@@ -48,6 +48,7 @@ class KeyStore:
             "jwks_fetch_failures": dict(remote.fetch_failures),
             "jwks_unknown_kid_refetches": dict(remote.unknown_kid_refetches),
             "jwks_stale_serves": dict(remote.stale_serves),
+            "jwks_key_age_seconds": self.remote.key_ages(),
             "key_file_reads": dict(local.reads),
         }
 

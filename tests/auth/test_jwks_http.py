@@ -64,6 +64,7 @@ async def test_keys_are_fetched_once_and_cached(
     assert await verifier.verify(mint("RS256", claims_for("tom", clock.now)), "tom", spec)
     assert jwks_server.requests["/jwks"] == 1
     assert verifier.stats["jwks_fetches"] == {spec.jwks_url: 1}
+    assert verifier.stats["jwks_key_age_seconds"] == {spec.jwks_url: 40.0}  # fetched at the first login
 
 
 async def test_single_flight_for_1000_concurrent_first_logins(
