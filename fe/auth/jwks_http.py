@@ -36,6 +36,10 @@ from fe.config import Settings
 log = logging.getLogger("fe.auth.jwks")
 
 
+# Uncompressed only: the size cap then bounds what is read, with no decompression bomb to worry about.
+_REQUEST_HEADERS = {"Accept": "application/json, application/jwk-set+json", "Accept-Encoding": "identity"}
+
+
 class FetchFailed(Exception):
     """A JWKS fetch that produced no usable keys; `reason` is a TokenRejected reason code."""
 
@@ -74,7 +78,6 @@ def make_http_client(settings: Settings) -> httpx.AsyncClient:
         follow_redirects=False,
         verify=verify,
         trust_env=False,  # deterministic: no proxies or CA files picked up from the environment
-        headers={"Accept": "application/json, application/jwk-set+json", "Accept-Encoding": "identity"},
     )
 
 
@@ -201,7 +204,7 @@ class RemoteKeySource:
         if self._client is None:
             self._client = make_http_client(self._settings)
         limit = self._settings.jwks_max_response_bytes
-        async with self._client.stream("GET", url) as response:
+        async with self._client.stream("GET", url, headers=_REQUEST_HEADERS, follow_redirects=False) as response:
             if response.is_redirect:
                 target = response.headers.get("location", "?")[:200]
                 raise FetchFailed("key_server_unreachable", f"HTTP {response.status_code} redirect to {target} refused")

@@ -390,3 +390,22 @@ async def test_missing_ca_bundle_is_a_failed_fetch(
     spec = TokenAuthSpec(tls_jwks_server.serve("/jwks", jwks(jwk_with("ES256"))))
     verifier = make_verifier(jwks_ca_bundle="conf/tls/missing.pem")
     assert await reason_of(verifier, mint("ES256", claims_for("tom", clock.now)), spec) == "key_server_unreachable"
+
+
+async def test_injected_client_is_used_and_still_refuses_redirects(
+    jwks_server: JwksServer, spec: TokenAuthSpec, home: Path, clock: FakeClock
+) -> None:
+    import httpx
+
+    from fe.config import Settings
+
+    async with httpx.AsyncClient(follow_redirects=True) as client:
+        verifier = TokenVerifier(Settings(home=home), clock=clock, http_client=client)
+        assert await verifier.verify(mint("ES256", claims_for("tom", clock.now)), "tom", spec)
+        jwks_server.serve("/elsewhere", jwks(jwk_with("ES256")))
+        jwks_server.mode, jwks_server.redirect_to = "redirect", jwks_server.url("/elsewhere")
+        other = TokenAuthSpec(jwks_server.url("/other"))
+        assert await reason_of(verifier, mint("ES256", claims_for("tom", clock.now)), other) == "key_server_unreachable"
+        assert jwks_server.requests["/elsewhere"] == 0
+        await verifier.aclose()
+        assert not client.is_closed  # not ours to close
