@@ -1,0 +1,80 @@
+"""The crypto floor: what one token login must cost the server in public-key crypto alone, from `openssl speed`.
+
+A TLS 1.3 full handshake with an ECDSA P-256 certificate and an ECDHE P-256 key share costs the server
+  - one ephemeral P-256 key generation (a fixed-base scalar multiplication: the cost of an ECDSA P-256 sign),
+  - one ECDH P-256 shared-secret derivation (`openssl speed ecdhp256`),
+  - one ECDSA P-256 signature (CertificateVerify);
+symmetric crypto and HKDF are microseconds and left out. A token login adds one signature check of the token:
+ES256 = one ECDSA P-256 verify, RS256 = one RSA-2048 verify. A cached token (reused) adds nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+SPEED_COMMAND = ["openssl", "speed", "-mr", "-seconds", "1", "ecdsap256", "ecdhp256", "rsa2048"]
+
+# Machine-readable summary lines (OpenSSL 3): +F2 = RSA (sign/s, verify/s), +F4 = ECDSA, +F5 = ECDH (op/s).
+_RSA_LINE = re.compile(r"^\+F2:\d+:(\d+):([\d.]+):([\d.]+)", re.MULTILINE)
+_ECDSA_LINE = re.compile(r"^\+F4:\d+:(\d+):([\d.]+):([\d.]+)", re.MULTILINE)
+_ECDH_LINE = re.compile(r"^\+F5:\d+:(\d+):([\d.]+)", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class OpensslSpeed:
+    ecdsa_p256_sign_per_s: float
+    ecdsa_p256_verify_per_s: float
+    ecdh_p256_per_s: float
+    rsa2048_sign_per_s: float
+    rsa2048_verify_per_s: float
+    openssl_version: str = ""
+
+
+@dataclass(frozen=True)
+class CryptoFloor:
+    speed: OpensslSpeed
+
+    @property
+    def tls_handshake_ms(self) -> float:
+        s = self.speed
+        return 1000 * (2 / s.ecdsa_p256_sign_per_s + 1 / s.ecdh_p256_per_s)
+
+    @property
+    def es256_verify_ms(self) -> float:
+        return 1000 / self.speed.ecdsa_p256_verify_per_s
+
+    @property
+    def rs256_verify_ms(self) -> float:
+        return 1000 / self.speed.rsa2048_verify_per_s
+
+    def token_login_ms(self, alg: str) -> float:
+        """The floor for one token login whose signature is checked (not served from the cache)."""
+        return self.tls_handshake_ms + (self.rs256_verify_ms if alg.startswith("RS") else self.es256_verify_ms)
+
+
+def parse_speed_output(text: str) -> OpensslSpeed:
+    ecdsa = {int(bits): (float(sign), float(verify)) for bits, sign, verify in _ECDSA_LINE.findall(text)}
+    rsa = {int(bits): (float(sign), float(verify)) for bits, sign, verify in _RSA_LINE.findall(text)}
+    ecdh = {int(bits): float(ops) for bits, ops in _ECDH_LINE.findall(text)}
+    if 256 not in ecdsa or 2048 not in rsa or 256 not in ecdh:
+        raise ValueError(f"could not find ecdsap256, rsa2048 and ecdhp256 results in:\n{text[-2000:]}")
+    return OpensslSpeed(
+        ecdsa_p256_sign_per_s=ecdsa[256][0],
+        ecdsa_p256_verify_per_s=ecdsa[256][1],
+        ecdh_p256_per_s=ecdh[256],
+        rsa2048_sign_per_s=rsa[2048][0],
+        rsa2048_verify_per_s=rsa[2048][1],
+    )
+
+
+def measure() -> CryptoFloor:
+    """Run `openssl speed` (about 5 s of one core) and turn it into the floor."""
+    if shutil.which("openssl") is None:
+        raise RuntimeError("the openssl command is not installed (Debian package: openssl)")
+    completed = subprocess.run(SPEED_COMMAND, capture_output=True, text=True, timeout=120, check=True)
+    version = subprocess.run(["openssl", "version"], capture_output=True, text=True, timeout=10).stdout.strip()
+    speed = parse_speed_output(completed.stdout)
+    return CryptoFloor(OpensslSpeed(**{**speed.__dict__, "openssl_version": version}))
