@@ -141,6 +141,25 @@ class RawClient:
         self.send_packet(b"\x03" + sql.encode(), seq=0)
         return self.read_packet()
 
+    def query_rows(self, sql: str) -> list[list[bytes | None]]:
+        """A text result set's rows (this client does not negotiate DEPRECATE_EOF: EOF packets end each part)."""
+        first = self.query(sql)
+        if first[:1] in (b"\x00", b"\xff"):
+            raise AssertionError(f"not a result set: {first!r}")
+        while self.read_packet()[:1] != b"\xfe":  # column definitions
+            pass
+        rows = []
+        while (packet := self.read_packet())[:1] != b"\xfe":
+            cur, row = Cursor(packet), []
+            while not cur.at_end():
+                row.append(None if cur.data[cur.pos] == 0xFB and cur.take(1) else cur.lenenc_bytes())
+            rows.append(row)
+        return rows
+
+    def command(self, code: int, body: bytes = b"") -> bytes:
+        self.send_packet(bytes((code,)) + body, seq=0)
+        return self.read_packet()
+
     def close(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.close()
