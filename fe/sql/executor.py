@@ -4,6 +4,7 @@ against the session or the catalog."""
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 
 import sqlglot.errors
 from sqlglot import exp
@@ -26,6 +27,11 @@ log = logging.getLogger(__name__)
 DATABASES = ("information_schema", "sys")
 
 LONGLONG = 0x08
+# Clients send the same few session statements on every connection (SET NAMES, SELECT @@..., SELECT 1): their
+# parsed form is remembered by text. Account statements are never cached: they may carry passwords.
+_PARSE_CACHE_SIZE = 512
+_PARSE_CACHE_MAX_TEXT = 1024
+_CACHEABLE = (st.SetVariables, st.SelectValues, st.ShowWarnings, st.ShowVariables, st.ShowDatabases, st.UseDatabase)
 _NON_KEYWORD_TOKENS = {TokenType.VAR, TokenType.IDENTIFIER, TokenType.STRING, TokenType.NUMBER}
 
 
@@ -36,6 +42,7 @@ class Executor:
         self._dialect = FeDialect()
         self._accounts = AccountStatements(catalog, settings)
         self._defaults = system_variable_defaults(settings)
+        self._parsed: OrderedDict[str, st.Statement] = OrderedDict()
 
     async def execute(self, session: Session, sql: str) -> Result:
         """Run one statement. Raises SqlError only; the session stays usable either way."""
@@ -68,6 +75,18 @@ class Executor:
     # ----------------------------------------------------------------- parsing
 
     def _parse(self, sql: str) -> st.Statement:
+        cached = self._parsed.get(sql)
+        if cached is not None:
+            self._parsed.move_to_end(sql)
+            return cached
+        statement = self._parse_text(sql)
+        if isinstance(statement, _CACHEABLE) and len(sql) <= _PARSE_CACHE_MAX_TEXT:
+            self._parsed[sql] = statement
+            if len(self._parsed) > _PARSE_CACHE_SIZE:
+                self._parsed.popitem(last=False)
+        return statement
+
+    def _parse_text(self, sql: str) -> st.Statement:
         try:
             trees = [tree for tree in self._dialect.parse(sql) if tree is not None]
         except sqlglot.errors.ParseError as exc:
