@@ -113,7 +113,7 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(
         stream=sys.stderr,
         level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        format="%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s",
     )
     # httpx logs every request at INFO; key fetches are logged by fe.auth with what matters.
     logging.getLogger("httpx").setLevel(logging.WARNING)
