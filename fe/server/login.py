@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Protocol
@@ -109,6 +110,7 @@ class Authenticator:
         # caching_sha2_password's fast path, as MySQL keeps it: SHA256(SHA256(pw)) of users who did a full
         # authentication, in memory only; keyed by the stored hash too, so a changed password drops out.
         self._sha2_fast_path: OrderedDict[tuple[str, str, str], bytes] = OrderedDict()
+        self._decoy_hash = passwords.hash_password(os.urandom(16).hex())
 
     async def authenticate(self, exchange: Exchange) -> LoginAccount:
         account = self.accounts.find_login_account(exchange.user, exchange.client_host)
@@ -154,7 +156,9 @@ class Authenticator:
             return
         await exchange.send(messages.auth_more_data(PERFORM_FULL_AUTH))
         password = await self._receive_cleartext_password(exchange)
-        if stored is None or not await asyncio.to_thread(passwords.verify_password, password, stored):
+        # An unknown user costs the same hash as a known one, so timing does not tell them apart either.
+        checked = stored if stored is not None else self._decoy_hash
+        if not await asyncio.to_thread(passwords.verify_password, password, checked) or stored is None:
             raise exchange.denied("bad_password")
         assert key is not None
         self._sha2_fast_path[key] = passwords.sha256_double(password)
