@@ -276,9 +276,12 @@ class LoadGenerator:
 
     def _receive(self, index: int, timeout: float) -> Any:
         pipe = self._pipes[index]
-        if not pipe.poll(timeout):
-            raise LoadGeneratorError(f"load generator worker {index} did not answer within {timeout:.0f}s")
-        status, value = pipe.recv()
+        try:
+            if not pipe.poll(timeout):
+                raise LoadGeneratorError(f"load generator worker {index} did not answer within {timeout:.0f}s")
+            status, value = pipe.recv()
+        except (EOFError, OSError) as exc:
+            raise LoadGeneratorError(f"load generator worker {index} died: {exc!r}") from exc
         if status != "ok":
             raise LoadGeneratorError(f"load generator worker {index} failed:\n{value}")
         return value

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import resource
 import signal
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
@@ -38,6 +40,13 @@ def sample(pid: int) -> Sample:
         except psutil.NoSuchProcess:
             continue
     return Sample(cpu, rss, count)
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent busy since boot (user, nice, system, irq, softirq), from /proc/stat."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq = (int(f) for f in fields[:7])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def raise_open_file_limit(wanted: int) -> int:

@@ -20,6 +20,7 @@ COLUMNS = (
     "max ms",
     "server RSS MiB",
     "loadgen cores",
+    "other cores",
     "errors",
 )
 
@@ -37,6 +38,7 @@ def _row(run: CaseRun) -> list[str]:
         f"{run.max_ms:.1f}",
         f"{run.server_rss_bytes / MIB:.0f}",
         f"{run.client_cores:.2f}",
+        f"{run.other_cores:.2f}",
         errors,
     ]
 

@@ -39,6 +39,7 @@ class CaseRun:
     server_cpu_seconds: float
     client_cpu_seconds: float
     server_rss_bytes: int
+    machine_cpu_seconds: float = 0.0  # every process on the machine, for spotting background load
     latencies_ms: list[float] = field(repr=False, default_factory=list)
     error_samples: list[str] = field(default_factory=list)
     tokens_exhausted: bool = False
@@ -58,6 +59,13 @@ class CaseRun:
     @property
     def client_cores(self) -> float:
         return self.client_cpu_seconds / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def other_cores(self) -> float:
+        """Busy cores that were neither the server nor the load generator (other work on the machine)."""
+        if self.seconds <= 0:
+            return 0.0
+        return max(0.0, self.machine_cpu_seconds / self.seconds - self.server_cores - self.client_cores)
 
     @property
     def p50_ms(self) -> float:

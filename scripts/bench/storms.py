@@ -30,9 +30,11 @@ def run_storm(
     busy = generator.start_storm(StormJob(host, port, user, credential, clients, start_at, end_at))
     time.sleep(max(0.0, start_at - time.monotonic()))
     before = procstats.sample(server_pid)
+    machine_before = procstats.machine_busy_seconds()
     opened = time.monotonic()
     time.sleep(max(0.0, end_at - time.monotonic()))
     after = procstats.sample(server_pid)
+    machine_after = procstats.machine_busy_seconds()
     closed = time.monotonic()
     results = generator.finish_storm(busy, end_at)
     latencies = sorted(1000 * latency for r in results for latency in r.login_latencies)
@@ -43,6 +45,7 @@ def run_storm(
         logins=sum(r.cycles for r in results),
         errors=sum(r.errors for r in results),
         server_cpu_seconds=after.cpu_seconds - before.cpu_seconds,
+        machine_cpu_seconds=machine_after - machine_before,
         client_cpu_seconds=sum(r.cpu_seconds for r in results),
         server_rss_bytes=after.rss_bytes,
         latencies_ms=latencies,

@@ -1,0 +1,186 @@
+"""The benchmark's lean client against a real fe server (and MariaDB, when installed): it must log in the way real
+clients do, or the benchmark measures something else."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import mysql.connector
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from fe.auth.devtools import mint_token
+from scripts.bench import crypto_floor, mariadb
+from scripts.bench import fe_server as bench_fe
+from scripts.bench.loadgen import LoadGenerator, StormJob
+from scripts.bench.mysqlwire import (
+    Connection,
+    Credential,
+    Password,
+    ServerError,
+    Token,
+    WireError,
+    client_tls_context,
+    scramble_caching_sha2,
+    scramble_native,
+)
+
+
+class BenchFe:
+    def __init__(self, server: bench_fe.FeServer, key: bench_fe.SigningKey) -> None:
+        self.server = server
+        self.key = key
+
+    def token(self, **overrides: object) -> str:
+        private_key = serialization.load_pem_private_key(self.key.private_key_pem, password=None)
+        now = int(time.time())
+        claims = {**bench_fe.token_claims(), "iat": now, "exp": now + 600, **overrides}
+        return mint_token(private_key, self.key.alg, self.key.kid, claims)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def bench_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BenchFe]:
+    home = tmp_path_factory.mktemp("bench-fe")
+    keys, jwks = bench_fe.make_signing_keys(("ES256",))
+    bench_fe.write_jwks(home, jwks)
+    server = bench_fe.FeServer(home).start()
+    try:
+        bench_fe.create_users(server)
+        yield BenchFe(server, keys[0])
+    finally:
+        server.stop()
+
+
+def lean_login(host: str, port: int, user: str, credential: Credential, tls: bool = True) -> list[tuple]:
+    async def once() -> list[tuple]:
+        connection = await Connection.open(host, port, user, credential, client_tls_context() if tls else None)
+        try:
+            return [*(await connection.query("SELECT 1")), *(await connection.query("SELECT CURRENT_USER()"))]
+        finally:
+            await connection.quit()
+
+    return asyncio.run(once())
+
+
+def connector_login(host: str, port: int, user: str, password: str) -> list[tuple]:
+    connection = mysql.connector.connect(
+        host=host,
+        port=port,
+        user=user,
+        password=password,
+        use_pure=True,
+        connection_timeout=10,
+        ssl_disabled=False,
+        ssl_verify_cert=False,
+        ssl_verify_identity=False,
+    )
+    try:
+        cursor = connection.cursor(raw=True)
+        rows = []
+        for statement in ("SELECT 1", "SELECT CURRENT_USER()"):
+            cursor.execute(statement)
+            rows += [tuple(bytes(v) for v in row) for row in cursor.fetchall()]
+        return rows
+    finally:
+        connection.close()
+
+
+def test_password_login_over_tls(bench_server: BenchFe) -> None:
+    s = bench_server.server
+    for _ in range(2):  # the first is caching_sha2_password's full auth, the second its fast path
+        rows = lean_login(s.host, s.port, bench_fe.PASSWORD_USER, Password(bench_fe.PASSWORD))
+        assert rows[0] == (b"1",)
+        assert rows[1][0].startswith(bench_fe.PASSWORD_USER.encode())
+
+
+def test_lean_client_agrees_with_connector_python(bench_server: BenchFe) -> None:
+    s = bench_server.server
+    lean = lean_login(s.host, s.port, bench_fe.PASSWORD_USER, Password(bench_fe.PASSWORD))
+    real = connector_login(s.host, s.port, bench_fe.PASSWORD_USER, bench_fe.PASSWORD)
+    assert lean == real
+
+
+def test_token_login_over_tls(bench_server: BenchFe) -> None:
+    s = bench_server.server
+    rows = lean_login(s.host, s.port, bench_fe.TOKEN_USER, Token(bench_server.token(jti="one")))
+    assert rows[0] == (b"1",)
+    assert rows[1][0].startswith(bench_fe.TOKEN_USER.encode())
+
+
+def test_bad_credentials_are_refused(bench_server: BenchFe) -> None:
+    s = bench_server.server
+    with pytest.raises(ServerError) as wrong_password:
+        lean_login(s.host, s.port, bench_fe.PASSWORD_USER, Password("not-the-password"))
+    assert wrong_password.value.code == 1045
+    with pytest.raises(ServerError) as wrong_audience:
+        lean_login(s.host, s.port, bench_fe.TOKEN_USER, Token(bench_server.token(aud="someone-else")))
+    assert wrong_audience.value.code == 1045
+
+
+def test_token_is_never_sent_without_tls(bench_server: BenchFe) -> None:
+    s = bench_server.server
+    with pytest.raises(WireError):
+        lean_login(s.host, s.port, bench_fe.TOKEN_USER, Token(bench_server.token()), tls=False)
+
+
+def test_load_generator_storm(bench_server: BenchFe) -> None:
+    s = bench_server.server
+    with LoadGenerator(1) as generator:
+        start_at = time.monotonic() + 0.3
+        end_at = start_at + 0.5
+        credential = Token(bench_server.token(jti="storm"))
+        busy = generator.start_storm(StormJob(s.host, s.port, bench_fe.TOKEN_USER, credential, 2, start_at, end_at))
+        [result] = generator.finish_storm(busy, end_at)
+    assert result.errors == 0, result.error_samples
+    assert result.cycles > 0
+    assert len(result.login_latencies) == result.cycles
+
+
+def test_scrambles_match_the_protocol_definitions() -> None:
+    import hashlib
+
+    nonce = bytes(range(20))
+    sha1 = hashlib.sha1
+    stage1 = sha1(b"secret").digest()
+    expected = bytes(a ^ b for a, b in zip(stage1, sha1(nonce + sha1(stage1).digest()).digest(), strict=True))
+    assert scramble_native("secret", nonce) == expected
+    sha256 = hashlib.sha256
+    stage1 = sha256(b"secret").digest()
+    mask = sha256(sha256(stage1).digest() + nonce).digest()
+    assert scramble_caching_sha2("secret", nonce) == bytes(a ^ b for a, b in zip(stage1, mask, strict=True))
+    assert scramble_native("", nonce) == scramble_caching_sha2("", nonce) == b""
+
+
+def test_openssl_speed_output_is_parsed() -> None:
+    sample = "\n".join(
+        [
+            "+F2:2:2048:3552.040816:54534.000000",
+            "+F4:3:256:45345.918367:16190.909091",
+            "+F5:3:256:18723.232323:0.000053",
+        ]
+    )
+    floor = crypto_floor.CryptoFloor(crypto_floor.parse_speed_output(sample))
+    assert floor.es256_verify_ms == pytest.approx(1000 / 16190.909091)
+    assert floor.tls_handshake_ms == pytest.approx(1000 * (2 / 45345.918367 + 1 / 18723.232323))
+    assert floor.token_login_ms("RS256") == pytest.approx(floor.tls_handshake_ms + 1000 / 54534.0)
+
+
+@pytest.mark.skipif(mariadb.find_binaries() is None, reason="MariaDB is not installed")
+def test_mariadb_password_login_over_tls_matches_connector() -> None:
+    binaries = mariadb.find_binaries()
+    assert binaries is not None
+    with tempfile.TemporaryDirectory(prefix="bench-mariadb-") as base:
+        server = mariadb.MariaDbServer(binaries, Path(base)).start()
+        try:
+            lean = lean_login(server.host, server.port, mariadb.BENCH_USER, Password(mariadb.BENCH_PASSWORD))
+            real = connector_login(server.host, server.port, mariadb.BENCH_USER, mariadb.BENCH_PASSWORD)
+            assert lean == real
+            assert lean[0] == (b"1",)
+            with pytest.raises(ServerError):  # the user is REQUIRE SSL
+                lean_login(server.host, server.port, mariadb.BENCH_USER, Password(mariadb.BENCH_PASSWORD), tls=False)
+        finally:
+            server.stop()
