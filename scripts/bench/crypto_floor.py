@@ -6,14 +6,26 @@ A TLS 1.3 full handshake with an ECDSA P-256 certificate and an ECDHE P-256 key 
   - one ECDSA P-256 signature (CertificateVerify);
 symmetric crypto and HKDF are microseconds and left out. A token login adds one signature check of the token:
 ES256 = one ECDSA P-256 verify, RS256 = one RSA-2048 verify. A cached token (reused) adds nothing.
+
+For scale, the same run also measures what a C server pays per full handshake beyond the arithmetic: the CPU time
+of `openssl s_server` (same certificate type, TLS 1.3, P-256 key share) per handshake, read from its /proc
+counters while a client connects, handshakes and closes in a loop.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
+import socket
+import ssl
 import subprocess
-from dataclasses import dataclass
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from scripts.bench import procstats
+from scripts.bench.mysqlwire import client_tls_context
 
 SPEED_COMMAND = ["openssl", "speed", "-mr", "-seconds", "1", "ecdsap256", "ecdhp256", "rsa2048"]
 
@@ -36,6 +48,7 @@ class OpensslSpeed:
 @dataclass(frozen=True)
 class CryptoFloor:
     speed: OpensslSpeed
+    s_server_handshake_ms: float | None = None  # measured: openssl s_server's CPU per full TLS 1.3 handshake
 
     @property
     def tls_handshake_ms(self) -> float:
@@ -77,4 +90,74 @@ def measure() -> CryptoFloor:
     completed = subprocess.run(SPEED_COMMAND, capture_output=True, text=True, timeout=120, check=True)
     version = subprocess.run(["openssl", "version"], capture_output=True, text=True, timeout=10).stdout.strip()
     speed = parse_speed_output(completed.stdout)
-    return CryptoFloor(OpensslSpeed(**{**speed.__dict__, "openssl_version": version}))
+    return CryptoFloor(replace(speed, openssl_version=version))
+
+
+def measure_s_server_handshake(seconds: float = 2.0, max_handshakes: int = 20_000) -> float | None:
+    """openssl s_server's CPU time (user + system) per full TLS 1.3 handshake, in ms; None if it cannot run."""
+    from scripts.bench.mariadb import free_loopback_port, write_self_signed_p256
+
+    if shutil.which("openssl") is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="bench-s_server-") as directory:
+        cert, key = Path(directory) / "cert.pem", Path(directory) / "key.pem"
+        write_self_signed_p256(cert, key)
+        port = free_loopback_port()
+        command = [
+            "openssl",
+            "s_server",
+            "-accept",
+            f"127.0.0.1:{port}",
+            "-cert",
+            str(cert),
+            "-key",
+            str(key),
+            "-tls1_3",
+            "-quiet",
+            "-naccept",
+            str(max_handshakes + 200),
+        ]
+        server = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=procstats.die_with_parent,
+        )
+        try:
+            context = client_tls_context()
+            if not _handshake_until_up(port, context):
+                return None
+            for _ in range(50):  # warm-up
+                _handshake(port, context)
+            before = procstats.sample(server.pid).cpu_seconds
+            count = 0
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline and count < max_handshakes:
+                _handshake(port, context)
+                count += 1
+            used = procstats.sample(server.pid).cpu_seconds - before
+            return 1000 * used / count if count else None
+        except OSError:
+            return None
+        finally:
+            server.kill()
+            server.wait(10)
+
+
+def _handshake(port: int, context: ssl.SSLContext) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with context.wrap_socket(sock):
+            pass
+
+
+def _handshake_until_up(port: int, context: ssl.SSLContext, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            _handshake(port, context)
+            return True
+        except (OSError, ssl.SSLError):
+            time.sleep(0.05)
+    return False

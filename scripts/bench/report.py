@@ -69,7 +69,7 @@ def _floor_rows(run: BenchmarkRun) -> list[list[str]]:
     if floor is None:
         return []
     s = floor.speed
-    return [
+    rows = [
         ["ECDSA P-256 sign (CertificateVerify; ≈ ephemeral key generation)", f"{1000 / s.ecdsa_p256_sign_per_s:.4f}"],
         ["ECDH P-256 derive", f"{1000 / s.ecdh_p256_per_s:.4f}"],
         ["TLS 1.3 full handshake, server side (2 × sign + 1 × derive)", f"{floor.tls_handshake_ms:.4f}"],
@@ -78,6 +78,14 @@ def _floor_rows(run: BenchmarkRun) -> list[list[str]]:
         ["floor: token login, ES256 (handshake + verify)", f"{floor.token_login_ms('ES256'):.4f}"],
         ["floor: token login, RS256 (handshake + verify)", f"{floor.token_login_ms('RS256'):.4f}"],
     ]
+    if floor.s_server_handshake_ms is not None:
+        rows.append(
+            [
+                "for scale, measured: openssl s_server CPU per TLS 1.3 handshake (C, incl. kernel)",
+                f"{floor.s_server_handshake_ms:.4f}",
+            ]
+        )
+    return rows
 
 
 def _memory_rows(run: BenchmarkRun) -> list[list[str]]:

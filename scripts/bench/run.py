@@ -142,7 +142,10 @@ class Bench:
     def measure_floor(self) -> None:
         self.log("crypto floor: openssl speed ecdsap256 ecdhp256 rsa2048 (about 5 s)")
         try:
-            self.result.floor = crypto_floor.measure()
+            floor = crypto_floor.measure()
+            self.log("crypto floor: openssl s_server's CPU per TLS handshake (about 2 s)")
+            handshake_ms = crypto_floor.measure_s_server_handshake()
+            self.result.floor = crypto_floor.CryptoFloor(floor.speed, handshake_ms)
         except (RuntimeError, ValueError, subprocess.SubprocessError) as exc:
             self.result.notes.append(f"crypto floor not measured: {exc}")
 
