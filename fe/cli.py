@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -61,7 +62,7 @@ def _serve(args: argparse.Namespace) -> int:
                 print(f"ready {host}:{port}", flush=True)
 
             asyncio.run(serve(settings, worker_index=args.worker_index, worker_count=args.worker_count,
-                              on_ready=tell_parent))  # fmt: skip
+                              on_ready=tell_parent, parent_pid=os.getppid()))  # fmt: skip
             return 0
         if settings.workers > 1:
             return asyncio.run(supervise(settings))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import os
 import signal
 import socket
 import sys
@@ -21,6 +22,7 @@ log = logging.getLogger("fe.server")
 
 SERVER_VERSION = f"9.2.0-fe-{__version__}"
 CATALOG_FILE = "catalog.db"
+_ORPHAN_CHECK_SECONDS = 0.5
 
 
 class StartupError(Exception):
@@ -66,6 +68,7 @@ async def serve(
     worker_count: int = 1,
     sock: socket.socket | None = None,
     on_ready: object = None,
+    parent_pid: int | None = None,
 ) -> None:
     from fe.auth.verifier import TokenVerifier
     from fe.sql.executor import Executor
@@ -100,13 +103,24 @@ async def serve(
         )  # fmt: skip
         if callable(on_ready):
             on_ready(host, port)
+        watcher = asyncio.create_task(_stop_when_orphaned(parent_pid, stop)) if parent_pid else None
         await stop.wait()
+        if watcher is not None:
+            watcher.cancel()
         log.info("shutting down: closing %d connection(s)", listener.connection_count)
         await listener.shutdown(settings.shutdown_grace_seconds)
         await verifier.aclose()
     finally:
         catalog.close()
     log.info("stopped")
+
+
+async def _stop_when_orphaned(parent_pid: int, stop: asyncio.Event) -> None:
+    """A worker whose supervisor died (even by SIGKILL) stops too, instead of serving the port unsupervised."""
+    while os.getppid() == parent_pid:
+        await asyncio.sleep(_ORPHAN_CHECK_SECONDS)
+    log.warning("the supervisor (pid %d) is gone: stopping this worker", parent_pid)
+    stop.set()
 
 
 def configure_logging(level: str) -> None:
