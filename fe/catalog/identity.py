@@ -34,10 +34,14 @@ def is_pattern(host: str) -> bool:
 
 
 @lru_cache(maxsize=1024)
-def _pattern_regex(host: str) -> re.Pattern[str]:
+def like_regex(pattern: str) -> re.Pattern[str]:
+    """SQL LIKE as a regex for fullmatch: case-insensitive, `%`, `_`, backslash escapes. Host patterns use it too."""
     parts = []
-    for char in host:
-        if char == "%":
+    chars = iter(pattern)
+    for char in chars:
+        if char == "\\":
+            parts.append(re.escape(next(chars, "\\")))
+        elif char == "%":
             parts.append(".*")
         elif char == "_":
             parts.append(".")
@@ -51,7 +55,7 @@ def match_rank(host: str, client_ip: str) -> tuple[int, int] | None:
     if host == ANY_HOST:
         return (2, 0)
     if is_pattern(host):
-        if _pattern_regex(host).fullmatch(client_ip):
+        if like_regex(host).fullmatch(client_ip):
             literal = len(host) - host.count("%") - host.count("_")
             return (1, -literal)
         return None

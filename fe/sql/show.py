@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 
 from fe.catalog import Account, format_identity
+from fe.catalog.identity import like_regex
 from fe.sql.results import Column, ResultSet
 from fe.sql.session import Warning_
 
@@ -71,18 +71,7 @@ def like_matcher(pattern: str | None) -> Callable[[str], bool]:
     """SQL LIKE (case-insensitive, `%`, `_`, backslash escapes) as a predicate; None matches everything."""
     if pattern is None:
         return lambda _text: True
-    parts = []
-    chars = iter(pattern)
-    for char in chars:
-        if char == "\\":
-            parts.append(re.escape(next(chars, "\\")))
-        elif char == "%":
-            parts.append(".*")
-        elif char == "_":
-            parts.append(".")
-        else:
-            parts.append(re.escape(char))
-    regex = re.compile("".join(parts), re.IGNORECASE | re.DOTALL)
+    regex = like_regex(pattern)
     return lambda text: regex.fullmatch(text) is not None
 
 
