@@ -46,11 +46,18 @@ BUSY_TIMEOUT_MS = 5000
 _USER_COLUMNS = "name, host, plugin, auth_string, plugin_display, created_at"
 
 
+_LOGIN_CACHE_SIZE = 10_000
+
+
 class Catalog:
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
         self._lock = threading.RLock()
         self.path = path
+        # Logins look the same few accounts up again and again: remember each answer (parsed token settings
+        # included) until the catalog changes, here (cleared on commit) or in another process (data_version).
+        self._login_cache: dict[tuple[str, str], Account | None] = {}
+        self._login_cache_version = -1
 
     # ----------------------------------------------------------------- opening and closing
 
@@ -91,7 +98,22 @@ class Catalog:
 
     def find_login_account(self, name: str, client_ip: str) -> Account | None:
         """The identity a login by `name` from `client_ip` uses: exact address, then pattern, then '%'."""
-        client = identity.normalize_client_ip(client_ip)
+        key = (name, client_ip)
+        with self._lock, _operational_errors():
+            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._login_cache_version:
+                self._login_cache.clear()
+                self._login_cache_version = version
+            if key in self._login_cache:
+                return self._login_cache[key]
+        account = self._find_login_account(name, identity.normalize_client_ip(client_ip))
+        with self._lock:
+            if len(self._login_cache) >= _LOGIN_CACHE_SIZE:
+                self._login_cache.clear()
+            self._login_cache[key] = account
+        return account
+
+    def _find_login_account(self, name: str, client: str) -> Account | None:
         with self._read() as conn:
             rows = conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE name = ?", (name,)).fetchall()
             ranked = []
@@ -271,6 +293,7 @@ class Catalog:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+            self._login_cache.clear()
 
     def _account_from_row(self, conn: sqlite3.Connection, row: Sequence[str]) -> Account:
         name, host = row[0], row[1]

@@ -1,0 +1,37 @@
+"""Login lookups are cached, and the cache never outlives a change: made here, or by another process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fe.auth.passwords import hash_password
+from fe.catalog import Catalog, Credentials
+
+
+def password(pw: str) -> Credentials:
+    return Credentials("caching_sha2_password", hash_password(pw), "CACHING_SHA2_PASSWORD")
+
+
+def test_changes_from_another_connection_are_seen_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "catalog.db"
+    with Catalog.open(path) as serving, Catalog.open(path) as other_worker:
+        assert serving.find_login_account("bob", "10.0.0.1") is None
+        other_worker.create_user("bob", "%", password("one"))
+        first = serving.find_login_account("bob", "10.0.0.1")
+        assert first is not None
+        assert serving.find_login_account("bob", "10.0.0.1") is first  # cached until something changes
+        other_worker.create_user("bob", "10.0.0.1", password("two"))
+        exact = serving.find_login_account("bob", "10.0.0.1")
+        assert exact is not None and exact.host == "10.0.0.1"
+        other_worker.drop_user("bob", "10.0.0.1")
+        other_worker.drop_user("bob", "%")
+        assert serving.find_login_account("bob", "10.0.0.1") is None
+
+
+def test_own_writes_clear_the_cache(tmp_path: Path) -> None:
+    with Catalog.open(tmp_path / "catalog.db") as catalog:
+        catalog.create_user("amy", "%", password("one"))
+        before = catalog.find_login_account("amy", "127.0.0.1")
+        catalog.alter_credentials("amy", "%", password("two"))
+        after = catalog.find_login_account("amy", "127.0.0.1")
+        assert before is not None and after is not None and before.auth_string != after.auth_string
