@@ -76,9 +76,9 @@ class Exchange:
     sent_credentials: bool = False
     plugin: str = ""
 
-    async def send(self, payload: bytes) -> None:
+    def send(self, payload: bytes) -> None:
+        """Queued: it leaves with whatever follows, when the server next waits for the client."""
         self.seq = self.stream.send((payload,), self.seq)
-        await self.stream.drain()
 
     async def receive(self) -> bytes:
         packet = await self.stream.read_packet()
@@ -90,7 +90,7 @@ class Exchange:
         return packet.payload
 
     async def switch_to(self, plugin: str, data: bytes) -> bytes:
-        await self.send(messages.auth_switch(plugin, data))
+        self.send(messages.auth_switch(plugin, data))
         return await self.receive()
 
     def denied(self, reason: str, detail: str = "") -> LoginFailed:
@@ -152,9 +152,9 @@ class Authenticator:
         double_hash = self._sha2_fast_path.get(key) if key is not None else None
         if double_hash is not None and passwords.verify_sha2_scramble(response, exchange.nonce, double_hash):
             self._sha2_fast_path.move_to_end(key)  # type: ignore[arg-type]
-            await exchange.send(messages.auth_more_data(FAST_AUTH_OK))
+            exchange.send(messages.auth_more_data(FAST_AUTH_OK))
             return
-        await exchange.send(messages.auth_more_data(PERFORM_FULL_AUTH))
+        exchange.send(messages.auth_more_data(PERFORM_FULL_AUTH))
         password = await self._receive_cleartext_password(exchange)
         # An unknown user costs the same hash as a known one, so timing does not tell them apart either.
         checked = stored if stored is not None else self._decoy_hash
@@ -172,7 +172,7 @@ class Authenticator:
         if payload != REQUEST_PUBLIC_KEY:
             # A cleartext password over a plain connection: never accept it, whatever it is.
             raise exchange.denied("insecure_password", "send the password over TLS or with the server's RSA key")
-        await exchange.send(messages.auth_more_data(self.tls.rsa_public_pem))
+        exchange.send(messages.auth_more_data(self.tls.rsa_public_pem))
         ciphertext = await exchange.receive()
         try:
             scrambled = self.tls.decrypt_password(ciphertext)

@@ -34,6 +34,7 @@ class PacketStream(asyncio.Protocol):
         self._paused_reading = False
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
+        self._outgoing: list[bytes] = []
         self._tls: ssl.SSLObject | None = None
         self._tls_in: ssl.MemoryBIO | None = None
         self._tls_out: ssl.MemoryBIO | None = None
@@ -115,6 +116,7 @@ class PacketStream(asyncio.Protocol):
                 raise self._failure
             if self._eof:
                 raise ConnectionClosed("connection closed by peer")
+            self.flush()
             self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await self._waiter
@@ -127,13 +129,21 @@ class PacketStream(asyncio.Protocol):
     # ---- writing ----
 
     def send(self, payloads: list[bytes] | tuple[bytes, ...], seq: int) -> int:
-        """Frame and send payloads starting at `seq`; returns the next sequence id."""
-        chunks = []
+        """Frame payloads starting at `seq` and queue them; returns the next sequence id.
+
+        Queued bytes go out together when the connection next waits for the client (or drains, or closes): one
+        login's AuthMoreData and OK, or a result set's packets, leave in one TLS record and one send().
+        """
         for payload in payloads:
             wire, seq = frame(payload, seq)
-            chunks.append(wire)
-        self._write(b"".join(chunks))
+            self._outgoing.append(wire)
         return seq
+
+    def flush(self) -> None:
+        if self._outgoing:
+            data = b"".join(self._outgoing)
+            self._outgoing.clear()
+            self._write(data)
 
     def _write(self, data: bytes) -> None:
         if self.transport is None or self.transport.is_closing():
@@ -149,6 +159,7 @@ class PacketStream(asyncio.Protocol):
             self.transport.write(data)
 
     async def drain(self) -> None:
+        self.flush()
         if self._write_paused and self.transport and not self.transport.is_closing():
             self._drain_waiter = asyncio.get_running_loop().create_future()
             try:
@@ -229,6 +240,7 @@ class PacketStream(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is None or self.transport.is_closing():
             return
+        self.flush()
         if self._tls is not None and self._handshake_done is not None and self._handshake_done.done():
             with contextlib.suppress(ssl.SSLError, OSError):
                 self._tls.unwrap()
