@@ -73,9 +73,10 @@ async def supervise(settings: Settings) -> int:
     reservation = reserve_port(settings.host, settings.query_port)
     port = reservation.getsockname()[1]
     stopping = asyncio.Event()
+    signalled = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
+        loop.add_signal_handler(signum, lambda: (signalled.set(), stopping.set()))
     readies = [asyncio.Event() for _ in range(settings.workers)]
     tasks = [
         asyncio.create_task(_run_worker(settings, port, i, settings.workers, readies[i], stopping))
@@ -85,10 +86,13 @@ async def supervise(settings: Settings) -> int:
     stop_waiter = asyncio.ensure_future(stopping.wait())
     await asyncio.wait({ready_all, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
     reservation.close()
-    failed = not ready_all.done()
-    if not failed:
+    became_ready = ready_all.done()
+    if became_ready:
         log.info("fe ready: %d workers accepting MySQL connections on %s:%d", settings.workers, settings.host, port)
     else:
         ready_all.cancel()
+        await asyncio.gather(ready_all, return_exceptions=True)
     await asyncio.gather(*tasks)
-    return 1 if failed else 0
+    stop_waiter.cancel()
+    # Stopped by a signal is a clean exit, even before every worker was ready; a worker that could not start is not.
+    return 0 if became_ready or signalled.is_set() else 1

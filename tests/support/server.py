@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-READY = re.compile(r"ready: (?:\d+ workers )?accepting MySQL connections on ([\d.]+):(\d+)")
+READY = re.compile(r"ready: accepting MySQL connections on ([\d.]+):(\d+)")
+# With --workers, each worker says it is ready; the supervisor's line comes once all of them are.
+READY_WORKERS = re.compile(r"ready: \d+ workers accepting MySQL connections on ([\d.]+):(\d+)")
 
 
 class FeProcess:
@@ -47,7 +49,7 @@ class FeProcess:
         assert self.process is not None and self.process.stderr is not None
         for line in self.process.stderr:
             self.lines.append(line)
-            match = READY.search(line)
+            match = (READY_WORKERS if "--workers" in self.extra_args else READY).search(line)
             if match and not self._ready.is_set():
                 self.host, self.port = match.group(1), int(match.group(2))
                 self._ready.set()
