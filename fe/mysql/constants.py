@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from enum import IntEnum, IntFlag
+from enum import IntEnum
 
 
-class Capability(IntFlag):
+# IntEnum rather than IntFlag: `|` and `&` on these give plain ints, which the per-packet paths need (IntFlag
+# builds a new Flag object per operation).
+class Capability(IntEnum):
     LONG_PASSWORD = 1 << 0
     FOUND_ROWS = 1 << 1
     LONG_FLAG = 1 << 2
@@ -37,7 +39,7 @@ class Capability(IntFlag):
     MULTI_FACTOR_AUTHENTICATION = 1 << 28
 
 
-SERVER_CAPABILITIES = (
+SERVER_CAPABILITIES: int = (
     Capability.LONG_PASSWORD
     | Capability.FOUND_ROWS
     | Capability.LONG_FLAG
@@ -67,7 +69,7 @@ class Command(IntEnum):
     RESET_CONNECTION = 0x1F
 
 
-class ServerStatus(IntFlag):
+class ServerStatus(IntEnum):
     IN_TRANS = 0x0001
     AUTOCOMMIT = 0x0002
 
