@@ -29,6 +29,8 @@ from fe.sql.session import Session
 log = logging.getLogger("fe.connection")
 login_log = logging.getLogger("fe.login")
 
+# TLS is always offered: a certificate is configured or generated at first start.
+ADVERTISED_CAPABILITIES = SERVER_CAPABILITIES | Capability.SSL
 TOO_LARGE = (ErrorCode.NET_PACKET_TOO_LARGE, "08S01", "Got a packet bigger than 'max_allowed_packet' bytes")
 _NONCE_ALPHABET = bytes(range(0x21, 0x7F))
 
@@ -88,29 +90,30 @@ class Connection:
         nonce = make_nonce()
         status = ServerStatus.AUTOCOMMIT
         greeting = messages.greeting(
-            self.connection_id, nonce, SERVER_CAPABILITIES | Capability.SSL, self.server.server_version,
+            self.connection_id, nonce, ADVERTISED_CAPABILITIES, self.server.server_version,
             PLUGIN_CACHING_SHA2, status,
         )  # fmt: skip
         self.stream.send((greeting,), 0)
         started = time.perf_counter()
+        expected_seq = 1
         try:
-            packet = await self._expect_seq(await self.stream.read_packet(), 1)
-            hello = messages.parse_client_hello(packet.payload, SERVER_CAPABILITIES | Capability.SSL)
-            next_seq = packet.next_seq
+            packet = self._expect_seq(await self.stream.read_packet(), expected_seq)
+            hello = messages.parse_client_hello(packet.payload, ADVERTISED_CAPABILITIES)
             if isinstance(hello, messages.SSLRequest):
                 await self.stream.start_tls(self.server.tls.context)
-                packet = await self._expect_seq(await self.stream.read_packet(), next_seq)
-                hello = messages.parse_client_hello(packet.payload, SERVER_CAPABILITIES | Capability.SSL)
-                next_seq = packet.next_seq
+                expected_seq = packet.next_seq
+                packet = self._expect_seq(await self.stream.read_packet(), expected_seq)
+                hello = messages.parse_client_hello(packet.payload, ADVERTISED_CAPABILITIES)
                 if isinstance(hello, messages.SSLRequest):
                     raise MalformedPacket("a second SSLRequest")
             elif hello.capabilities & Capability.SSL:
                 raise MalformedPacket("client asked for TLS without an SSLRequest")
+            next_seq = packet.next_seq
         except PacketTooLarge:
-            self._fail_fatal(*TOO_LARGE, 2)
+            self._fail_fatal(*TOO_LARGE, expected_seq + 1)
             return
         except MalformedPacket as exc:
-            self._fail_fatal(ErrorCode.HANDSHAKE, "08S01", f"Bad handshake: {exc}", 2)
+            self._fail_fatal(ErrorCode.HANDSHAKE, "08S01", f"Bad handshake: {exc}", expected_seq + 1)
             return
         except _SequenceError as exc:
             self._fail_fatal(ErrorCode.NET_PACKETS_OUT_OF_ORDER, "08S01", "Got packets out of order", exc.reply_seq)
@@ -143,7 +146,8 @@ class Connection:
         self.stream.send((messages.ok(status=self._status()),), exchange.seq)
         await self.stream.drain()
 
-    async def _expect_seq(self, packet: Packet, expected: int) -> Packet:
+    @staticmethod
+    def _expect_seq(packet: Packet, expected: int) -> Packet:
         if packet.seq != expected:
             raise _SequenceError(packet.next_seq)
         return packet
@@ -161,6 +165,9 @@ class Connection:
             return None
         except ConnectionClosed:
             self._log_login(exchange.user, exchange.plugin, "failure", "client_closed", started)
+            raise
+        except asyncio.CancelledError:  # the handshake timeout, or shutdown, in the middle of the exchange
+            self._log_login(exchange.user, exchange.plugin, "failure", "timeout", started)
             raise
         self._log_login(exchange.user, exchange.plugin, "success", "ok", started)
         return account

@@ -170,3 +170,16 @@ def test_idle_timeout(tmp_path) -> None:
         code, _ = error_of(client.read_packet())
         assert code == 4031
         assert client.closed_by_server()
+
+
+def test_login_that_stalls_mid_exchange_times_out_and_is_logged(tmp_path) -> None:
+    env = {"FE_ROOT_PASSWORD": ROOT_PASSWORD, "FE_HANDSHAKE_TIMEOUT_SECONDS": "1"}
+    with running_fe(tmp_path, env=env) as server:
+        client = RawClient(server.host, server.port)
+        client.read_greeting()
+        client.start_tls()
+        client.send_packet(client.handshake_response("root", b"\x00" * 32, tls=True))
+        assert client.read_packet() == b"\x01\x04"  # the server asks for the password, which never comes
+        assert client.closed_by_server(timeout=5)
+        server.wait_for_log(r"login user=root .*outcome=failure reason=timeout")
+        still_serving(server)
