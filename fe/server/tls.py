@@ -46,9 +46,12 @@ def _write_private(path: Path, data: bytes) -> None:
     os.chmod(path, 0o600)
 
 
-def _generate_certificate(cert_path: Path, key_path: Path) -> None:
+def write_self_signed_certificate(
+    cert_path: Path, key_path: Path, common_name: str = "fe self-signed server certificate"
+) -> None:
+    """An ECDSA P-256 key (mode 0600) and a self-signed certificate for localhost / 127.0.0.1."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fe self-signed server certificate")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
@@ -70,7 +73,6 @@ def _generate_certificate(cert_path: Path, key_path: Path) -> None:
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
     )
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    log.info("generated a self-signed ECDSA P-256 certificate in %s", cert_path)
 
 
 def _load_or_create_rsa_key(path: Path) -> rsa.RSAPrivateKey:
@@ -97,7 +99,8 @@ def prepare_tls(settings: Settings) -> TlsMaterial:
     else:
         cert_path, key_path = tls_dir / CERT_FILE, tls_dir / KEY_FILE
         if not (cert_path.exists() and key_path.exists()):
-            _generate_certificate(cert_path, key_path)
+            write_self_signed_certificate(cert_path, key_path)
+            log.info("generated a self-signed ECDSA P-256 certificate in %s", cert_path)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION

@@ -7,7 +7,6 @@ server plugin). The user is created with `REQUIRE SSL`.
 
 from __future__ import annotations
 
-import datetime
 import os
 import shutil
 import socket
@@ -16,11 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
+from fe.server.tls import write_self_signed_certificate
 from scripts.bench.procstats import die_with_parent
 
 BENCH_USER = "bench_pw"
@@ -61,27 +56,6 @@ def ensure_installed(allow_install: bool) -> tuple[Binaries | None, str]:
     return None, f"installing MariaDB failed; try `{INSTALL_COMMAND}`"
 
 
-def write_self_signed_p256(cert_path: Path, key_path: Path) -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench mariadb")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    os.chmod(key_path, 0o600)
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-
-
 def free_loopback_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -110,7 +84,7 @@ class MariaDbServer:
     def start(self, timeout: float = 60.0) -> MariaDbServer:
         self.base.mkdir(parents=True, exist_ok=True)
         cert, key = self.base / "server-cert.pem", self.base / "server-key.pem"
-        write_self_signed_p256(cert, key)
+        write_self_signed_certificate(cert, key, "bench mariadb")
         subprocess.run(
             [
                 self.binaries.install_db,
