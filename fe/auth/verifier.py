@@ -200,7 +200,8 @@ def _numeric_date(claims: dict[str, Any], name: str) -> float:
     value = claims[name]
     if type(value) not in (int, float):
         raise TokenRejected("malformed", f"claim '{name}' must be a number of seconds, not {shorten(value, 40)}")
-    if not math.isfinite(value) or abs(value) > MAX_NUMERIC_DATE:
+    # abs() before isfinite(): math.isfinite() raises OverflowError for an int beyond float range (10**400).
+    if abs(value) > MAX_NUMERIC_DATE or not math.isfinite(value):
         raise TokenRejected("malformed", f"claim '{name}' is out of range: {shorten(value, 40)}")
     return float(value)
 

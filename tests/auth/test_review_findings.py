@@ -1,0 +1,57 @@
+"""Findings of a security review of token verification: each test either shows a weakness that was fixed in
+fe/auth (the comment in the test says what went wrong before) or locks in a property no other test covered."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fe.auth.token_spec import TokenAuthSpec
+from fe.auth.verifier import TokenRejected, TokenVerifier
+from tests.auth.jose_helpers import (
+    FakeClock,
+    claims_for,
+    jwk_with,
+    jwks,
+    resign,
+    signing_key,
+)
+
+
+def write_keys(home: Path, name: str, *keys: dict[str, Any]) -> TokenAuthSpec:
+    (home / "conf" / name).write_text(json.dumps(jwks(*keys)))
+    return TokenAuthSpec(name)
+
+
+async def rejection(
+    verifier: TokenVerifier, token: str | bytes, spec: TokenAuthSpec, user: str = "tom"
+) -> TokenRejected:
+    with pytest.raises(TokenRejected) as info:
+        await verifier.verify(token, user, spec)
+    return info.value
+
+
+@pytest.fixture
+def spec(home: Path) -> TokenAuthSpec:
+    return write_keys(home, "k.jwks", jwk_with("ES256"), jwk_with("RS256"))
+
+
+def es256_header(**members: Any) -> dict[str, Any]:
+    return {"alg": "ES256", "kid": signing_key("ES256")[1]["kid"], **members}
+
+
+# ---- Only TokenRejected leaves verify(): login.py turns that, and nothing else, into a clean ERR 1045 ----
+
+
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+@pytest.mark.parametrize("value", [10**400, -(10**400)], ids=["plus_1e400", "minus_1e400"])
+async def test_huge_integer_dates_are_a_clean_rejection(
+    claim: str, value: int, spec: TokenAuthSpec, verifier: TokenVerifier, clock: FakeClock
+) -> None:
+    # A 400-digit integer parses as JSON but overflowed math.isfinite(): OverflowError escaped verify(), so the
+    # login died without an ERR packet or a login log line.
+    claims = claims_for("tom", clock.now) | {claim: value}
+    assert (await rejection(verifier, resign("ES256", es256_header(), claims), spec)).reason == "malformed"
