@@ -85,6 +85,8 @@ class LocalKeySource:
             self._fail(name, state, "does not exist")
         except OSError as exc:
             self._fail(name, state, f"cannot be read ({exc.strerror or type(exc).__name__})")
+        except RuntimeError:  # Path.resolve(strict=True) on a symlink loop, before Python 3.13
+            self._fail(name, state, "cannot be read (symlink loop)")
         else:
             for message in skipped:
                 log.warning("key file conf/%s: %s", name, message)

@@ -16,6 +16,7 @@ from tests.auth.jose_helpers import (
     claims_for,
     jwk_with,
     jwks,
+    mint,
     resign,
     signing_key,
 )
@@ -55,3 +56,12 @@ async def test_huge_integer_dates_are_a_clean_rejection(
     # login died without an ERR packet or a login log line.
     claims = claims_for("tom", clock.now) | {claim: value}
     assert (await rejection(verifier, resign("ES256", es256_header(), claims), spec)).reason == "malformed"
+
+
+async def test_symlink_loop_in_conf_is_a_clean_rejection(home: Path, verifier: TokenVerifier, clock: FakeClock) -> None:
+    # Path.resolve(strict=True) raises RuntimeError (not OSError) for a loop on Python 3.11.
+    (home / "conf" / "loop-a").symlink_to("loop-b")
+    (home / "conf" / "loop-b").symlink_to("loop-a")
+    token = mint("ES256", claims_for("tom", clock.now))
+    found = await rejection(verifier, token, TokenAuthSpec("loop-a"))
+    assert found.reason == "key_file_unreadable" and "conf/loop-a" in found.message
