@@ -23,6 +23,7 @@ REASONS = frozenset(
         "key_server_unreachable",
         "key_set_invalid",
         "key_file_unreadable",
+        "internal_error",
     }
 )
 

@@ -68,13 +68,21 @@ class TokenVerifier:
         }
 
     async def verify(self, token: str | bytes, user_name: str, spec: TokenAuthSpec) -> dict[str, Any]:
-        """The token's claims if it is a valid login for `user_name` under `spec`; otherwise TokenRejected."""
+        """The token's claims if it is a valid login for `user_name` under `spec`; otherwise TokenRejected.
+
+        Nothing else is raised (bar cancellation): an unexpected error is logged and becomes "internal_error".
+        """
         try:
             claims = await self._verify(token, user_name, spec)
         except TokenRejected as exc:
             self._rejected[exc.reason] += 1
             log.debug("token for %r rejected: %s (%s)", user_name, exc.reason, exc.message)
             raise
+        except Exception:
+            # Fail closed, and as a rejection: the login exchange turns TokenRejected (only) into ERR 1045.
+            log.exception("verifying a token for %r failed unexpectedly", user_name)
+            self._rejected["internal_error"] += 1
+            raise TokenRejected("internal_error", "the token could not be verified (internal error)") from None
         self._accepted += 1
         return claims
 

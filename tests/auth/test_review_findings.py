@@ -65,3 +65,14 @@ async def test_symlink_loop_in_conf_is_a_clean_rejection(home: Path, verifier: T
     token = mint("ES256", claims_for("tom", clock.now))
     found = await rejection(verifier, token, TokenAuthSpec("loop-a"))
     assert found.reason == "key_file_unreadable" and "conf/loop-a" in found.message
+
+
+async def test_an_unexpected_error_is_still_a_rejection(
+    spec: TokenAuthSpec, verifier: TokenVerifier, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(_spec: TokenAuthSpec) -> Any:
+        raise RuntimeError("a bug somewhere below the verifier")
+
+    monkeypatch.setattr(verifier.key_store, "get_keys", broken)
+    found = await rejection(verifier, mint("ES256", claims_for("tom", clock.now)), spec)
+    assert found.reason == "internal_error" and "bug" not in found.message  # details go to the log only
