@@ -2,7 +2,8 @@
 cryptography directly (one OpenSSL call per token; no per-call key parsing).
 
 The shape is checked before anything is decoded: exactly two dots and the base64url alphabet, so JWE
-(five parts), JSON-serialized JWS and junk are refused without JSON parsing. Duplicate JSON member names
+(five parts), JSON-serialized JWS and junk are refused without JSON parsing. Each part must be canonical base64url
+(no non-zero trailing bits), so a token has exactly one spelling. Duplicate JSON member names
 and the non-standard NaN/Infinity constants are refused, so no two parsers can read one token differently.
 """
 
@@ -99,9 +100,13 @@ def verify_signature(key: VerificationKey, alg: str, signing_input: bytes, signa
 
 def _b64decode(part: bytes) -> bytes:
     try:
-        return base64.urlsafe_b64decode(part + b"=" * (-len(part) % 4))
+        raw = base64.urlsafe_b64decode(part + b"=" * (-len(part) % 4))
     except (binascii.Error, ValueError):
         raise TokenRejected("malformed", "token is not valid base64url") from None
+    # The last character may carry unused bits; they must be zero (RFC 4648 §3.5), or one token has many spellings.
+    if base64.urlsafe_b64encode(raw).rstrip(b"=") != part:
+        raise TokenRejected("malformed", "token is not canonical base64url (non-zero trailing bits)")
+    return raw
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -76,3 +76,35 @@ async def test_an_unexpected_error_is_still_a_rejection(
     monkeypatch.setattr(verifier.key_store, "get_keys", broken)
     found = await rejection(verifier, mint("ES256", claims_for("tom", clock.now)), spec)
     assert found.reason == "internal_error" and "bug" not in found.message  # details go to the log only
+
+
+# ---- One token, one spelling: canonical base64url and UTF-8 JSON only ----
+
+
+def _bump_last_char(part: str) -> str:
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    return part[:-1] + alphabet[alphabet.index(part[-1]) + 1]
+
+
+def _with_spare_bits(value: dict[str, Any]) -> dict[str, Any]:
+    """`value` padded so its base64url form ends in a character with unused bits."""
+    for filler in ("", "x", "xx"):
+        padded = {**value, "pad": filler}
+        if len(json.dumps(padded).encode()) % 3:
+            return padded
+    raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize("part", [0, 1, 2], ids=["header", "payload", "signature"])
+async def test_non_canonical_base64url_is_refused(
+    part: int, spec: TokenAuthSpec, verifier: TokenVerifier, clock: FakeClock
+) -> None:
+    # The last character of a part whose length is not a multiple of 4 carries unused bits; setting one gave a
+    # second spelling of the same bytes. For the signature that was a second token that verified (and got its
+    # own verified-token cache entry); ES256 signatures (64 bytes, 86 characters) always have such bits.
+    token = resign("ES256", _with_spare_bits(es256_header()), _with_spare_bits(claims_for("tom", clock.now)))
+    parts = token.split(".")
+    assert len(parts[part]) % 4 != 0
+    parts[part] = _bump_last_char(parts[part])
+    assert (await rejection(verifier, ".".join(parts), spec)).reason == "malformed"
+    assert await verifier.verify(token, "tom", spec)
