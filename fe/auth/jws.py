@@ -123,7 +123,9 @@ def _reject_constant(name: str) -> None:
 def _decode_json_object(part: bytes, what: str) -> dict[str, Any]:
     raw = _b64decode(part)
     try:
-        value = json.loads(raw, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
+        # Strict UTF-8 (RFC 7515 §4, RFC 7519 §7.2): json.loads(bytes) would also guess UTF-16/32 and pass
+        # surrogates through. A UTF-8 BOM is not JSON either (json.loads(str) refuses it).
+        value = json.loads(raw.decode("utf-8"), object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         detail = "duplicate member name" if "duplicate" in str(exc) else "not valid JSON"
         raise TokenRejected("malformed", f"token {what} is {detail}") from None

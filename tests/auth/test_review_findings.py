@@ -108,3 +108,22 @@ async def test_non_canonical_base64url_is_refused(
     parts[part] = _bump_last_char(parts[part])
     assert (await rejection(verifier, ".".join(parts), spec)).reason == "malformed"
     assert await verifier.verify(token, "tom", spec)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        json.dumps({"sub": "tom", "exp": 2_000_000_000}).encode("utf-16"),
+        json.dumps({"sub": "tom", "exp": 2_000_000_000}).encode("utf-32-le"),
+        b"\xef\xbb\xbf" + json.dumps({"sub": "tom", "exp": 2_000_000_000}).encode(),  # UTF-8 BOM
+        b'{"sub": "tom", "exp": 2000000000, "name": "\xed\xa0\x80"}',  # a UTF-8-encoded lone surrogate
+    ],
+    ids=["utf-16", "utf-32", "bom", "surrogate"],
+)
+async def test_payload_must_be_utf8_json(
+    payload: bytes, spec: TokenAuthSpec, verifier: TokenVerifier, clock: FakeClock
+) -> None:
+    # RFC 7515/7519: the JOSE header and claims are UTF-8. json.loads(bytes) also guessed UTF-16/32 and let
+    # surrogates through; now only strict UTF-8 is read, so every JWT library sees the same claims.
+    token = resign("ES256", es256_header(), payload)  # type: ignore[arg-type]
+    assert (await rejection(verifier, token, spec)).reason == "malformed"
