@@ -139,6 +139,10 @@ class TokenVerifier:
         if "crit" in parsed.header:
             crit = shorten(parsed.header["crit"])
             raise TokenRejected("crit_unsupported", f"critical header extensions {crit} are not supported")
+        if "b64" in parsed.header:
+            # RFC 7797: b64 is only valid listed in crit (refused above); a verifier that honoured a bare b64=false
+            # would read a different payload from the same bytes.
+            raise TokenRejected("malformed", "the 'b64' header parameter (RFC 7797) is not supported")
         return alg
 
     async def _find_key(self, parsed: CompactToken, alg: str, spec: TokenAuthSpec) -> VerificationKey:

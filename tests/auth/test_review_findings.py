@@ -127,3 +127,16 @@ async def test_payload_must_be_utf8_json(
     # surrogates through; now only strict UTF-8 is read, so every JWT library sees the same claims.
     token = resign("ES256", es256_header(), payload)  # type: ignore[arg-type]
     assert (await rejection(verifier, token, spec)).reason == "malformed"
+
+
+# ---- Header parameters that change what the token means ----
+
+
+@pytest.mark.parametrize("b64_value", [False, True])
+async def test_b64_header_parameter_is_refused(
+    b64_value: bool, spec: TokenAuthSpec, verifier: TokenVerifier, clock: FakeClock
+) -> None:
+    # RFC 7797 unencoded payloads: `b64` outside `crit` is a malformed token; a verifier that honours it would read
+    # a different payload from the same bytes. (`crit` containing b64 is refused by test_crit_is_refused.)
+    token = resign("ES256", es256_header(b64=b64_value), claims_for("tom", clock.now))
+    assert (await rejection(verifier, token, spec)).reason == "malformed"
