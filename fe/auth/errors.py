@@ -8,6 +8,7 @@ REASONS = frozenset(
         "malformed",
         "alg_not_allowed",
         "crit_unsupported",
+        "wrong_token_type",
         "unknown_kid",
         "ambiguous_key",
         "alg_key_mismatch",

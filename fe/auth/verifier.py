@@ -36,6 +36,9 @@ log = logging.getLogger("fe.auth.verifier")
 MAX_NUMERIC_DATE = 253402300799  # 9999-12-31T23:59:59Z; anything later is not a real expiry
 _SUPPORTED = frozenset(SUPPORTED_ALGORITHMS)
 _WHITESPACE = b" \t\r\n"
+# Header `typ` values an ID token may carry (compared case-insensitively); absent is fine too. Explicitly typed
+# other tokens from the same provider (RFC 9068 "at+jwt", "logout+jwt", "secevent+jwt", ...) are not logins.
+_LOGIN_TOKEN_TYPES = frozenset({"jwt", "application/jwt", "jose", "application/jose"})
 
 
 class TokenVerifier:
@@ -143,6 +146,10 @@ class TokenVerifier:
             # RFC 7797: b64 is only valid listed in crit (refused above); a verifier that honoured a bare b64=false
             # would read a different payload from the same bytes.
             raise TokenRejected("malformed", "the 'b64' header parameter (RFC 7797) is not supported")
+        typ = parsed.header.get("typ")
+        if typ is not None and (not isinstance(typ, str) or typ.lower() not in _LOGIN_TOKEN_TYPES):
+            # RFC 8725 §3.11: an access token (at+jwt), logout token, event token... says what it is.
+            raise TokenRejected("wrong_token_type", f"token type {shorten(typ, 40)} is not an ID token")
         return alg
 
     async def _find_key(self, parsed: CompactToken, alg: str, spec: TokenAuthSpec) -> VerificationKey:

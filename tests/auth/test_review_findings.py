@@ -140,3 +140,22 @@ async def test_b64_header_parameter_is_refused(
     # a different payload from the same bytes. (`crit` containing b64 is refused by test_crit_is_refused.)
     token = resign("ES256", es256_header(b64=b64_value), claims_for("tom", clock.now))
     assert (await rejection(verifier, token, spec)).reason == "malformed"
+
+
+@pytest.mark.parametrize("typ", ["at+jwt", "application/at+jwt", "logout+jwt", "secevent+jwt", "dpop+jwt", "JWE", 1])
+async def test_tokens_typed_as_something_else_are_refused(
+    typ: Any, spec: TokenAuthSpec, verifier: TokenVerifier, clock: FakeClock
+) -> None:
+    # RFC 8725 §3.11: an access token (RFC 9068 at+jwt), logout token or event token from the same identity
+    # provider says what it is; none of them is a login token, whatever its sub. Without required_audience
+    # nothing else tells them apart.
+    token = resign("ES256", es256_header(typ=typ), claims_for("tom", clock.now))
+    assert (await rejection(verifier, token, spec)).reason == "wrong_token_type"
+
+
+@pytest.mark.parametrize("typ", ["JWT", "jwt", "application/jwt", "JOSE", None])
+async def test_ordinary_typ_values_are_accepted(
+    typ: Any, spec: TokenAuthSpec, verifier: TokenVerifier, clock: FakeClock
+) -> None:
+    header = es256_header(typ=typ) if typ is not None else es256_header()
+    assert await verifier.verify(resign("ES256", header, claims_for("tom", clock.now)), "tom", spec)
