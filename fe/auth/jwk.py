@@ -37,6 +37,8 @@ _OKP_CURVES = {"Ed25519": (ed25519.Ed25519PublicKey, 32), "Ed448": (ed448.Ed448P
 
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
 
+# RFC 7518 §6.2.2 (EC "d"), §6.3.2 (RSA "d" ... "oth"), RFC 8037 §2 (OKP "d"). (oct keys are refused by kty.)
+_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth"})
 _B64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
 _PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.DOTALL)
 
@@ -133,6 +135,10 @@ def parse_jwk(jwk: object) -> VerificationKey:
     """One JWK (a dict from JSON) → a VerificationKey, or KeyParseError naming what is wrong."""
     if not isinstance(jwk, dict):
         raise KeyParseError("a JWK must be a JSON object")
+    private = sorted(_PRIVATE_MEMBERS.intersection(jwk))
+    if private:
+        # A published private key is a compromised key: anyone who read the JWKS can sign with it.
+        raise KeyParseError(f"contains private key material ({', '.join(private)}); publish only the public key")
     kid = jwk.get("kid")
     if kid is not None and (not isinstance(kid, str) or not kid or len(kid) > MAX_KID_LENGTH):
         raise KeyParseError("'kid' must be a non-empty string of at most 256 characters")

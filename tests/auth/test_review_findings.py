@@ -9,10 +9,13 @@ from typing import Any
 
 import pytest
 
+from fe.auth.devtools import generate_signing_key, mint_token
+from fe.auth.jwk import KeyParseError, parse_jwk, parse_key_document
 from fe.auth.token_spec import TokenAuthSpec
 from fe.auth.verifier import TokenRejected, TokenVerifier
 from tests.auth.jose_helpers import (
     FakeClock,
+    b64,
     claims_for,
     jwk_with,
     jwks,
@@ -159,3 +162,25 @@ async def test_ordinary_typ_values_are_accepted(
 ) -> None:
     header = es256_header(typ=typ) if typ is not None else es256_header()
     assert await verifier.verify(resign("ES256", header, claims_for("tom", clock.now)), "tom", spec)
+
+
+# ---- Keys: a published private key is not a verification key ----
+
+
+@pytest.mark.parametrize("member", ["d", "p", "q", "dp", "dq", "qi", "oth"])
+def test_jwk_with_private_members_is_refused(member: str) -> None:
+    with pytest.raises(KeyParseError, match="private"):
+        parse_jwk(jwk_with("RS256", **{member: "AQAB"}))
+
+
+async def test_jwks_publishing_a_private_key_does_not_verify_tokens(
+    home: Path, verifier: TokenVerifier, clock: FakeClock
+) -> None:
+    # Anyone who can read the JWKS (it is public) can sign with that key: the key is compromised, not usable.
+    private, public = generate_signing_key("ES256")
+    d = b64(private.private_numbers().private_value.to_bytes(32, "big"))  # type: ignore[union-attr]
+    spec = write_keys(home, "leaky.jwks", {**public, "d": d})
+    token = mint_token(private, "ES256", public["kid"], claims_for("tom", clock.now))
+    assert (await rejection(verifier, token, spec)).reason == "key_file_unreadable"
+    with pytest.raises(KeyParseError, match="private"):
+        parse_key_document(json.dumps({**public, "d": d}).encode(), "conf/one.jwk", 10)
