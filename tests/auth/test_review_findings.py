@@ -3,7 +3,12 @@ fe/auth (the comment in the test says what went wrong before) or locks in a prop
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gzip
 import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -184,3 +189,85 @@ async def test_jwks_publishing_a_private_key_does_not_verify_tokens(
     assert (await rejection(verifier, token, spec)).reason == "key_file_unreadable"
     with pytest.raises(KeyParseError, match="private"):
         parse_key_document(json.dumps({**public, "d": d}).encode(), "conf/one.jwk", 10)
+
+
+# ---- Lock-ins: exact principal comparison, no Unicode folding ----
+
+
+@pytest.mark.parametrize(
+    ("sub", "user"),
+    [
+        ("\uff54\uff4f\uff4d", "tom"),  # fullwidth ｔｏｍ
+        ("tom", "\uff54\uff4f\uff4d"),
+        ("tom\u200b", "tom"),  # zero-width space
+        ("tom\x00", "tom"),
+        ("to\u0301m", "tóm"),  # combining acute vs precomposed
+        ("\u0130", "i"),  # dotted capital I
+        ("tom\ufeff", "tom"),
+    ],
+)
+async def test_principal_is_compared_without_unicode_folding(
+    sub: str, user: str, spec: TokenAuthSpec, verifier: TokenVerifier, clock: FakeClock
+) -> None:
+    token = mint("ES256", claims_for(sub, clock.now))
+    assert (await rejection(verifier, token, spec, user=user)).reason == "principal_mismatch"
+
+
+# ---- Lock-ins: JWKS fetch bounded against a trickling or compressed response ----
+
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def raw_http_server(handler: Handler) -> AsyncIterator[str]:
+    async def wrapped(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            await handler(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(wrapped, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/jwks"
+    finally:
+        server.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(server.wait_closed(), 1.0)
+
+
+async def _trickle(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    # Every single read finishes well inside the timeout; the whole response never does.
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
+    await writer.drain()
+    for _ in range(100):
+        writer.write(b" ")
+        await writer.drain()
+        await asyncio.sleep(0.1)
+
+
+async def _gzip_bomb(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    body = gzip.compress(b'{"keys": [' + b" " * (10 * 1024 * 1024) + b"]}")
+    head = f"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    writer.write(head.encode() + body)
+    await writer.drain()
+
+
+@pytest.mark.parametrize(
+    ("handler", "reason"),
+    [(_trickle, "key_server_unreachable"), (_gzip_bomb, "key_set_invalid")],
+    ids=["trickle", "gzip"],
+)
+async def test_jwks_fetch_is_bounded(
+    handler: Handler, reason: str, make_verifier: Callable[..., TokenVerifier], clock: FakeClock
+) -> None:
+    verifier = make_verifier(jwks_fetch_timeout_seconds=0.5)
+    async with raw_http_server(handler) as url:
+        started = time.monotonic()
+        found = await rejection(verifier, mint("ES256", claims_for("tom", clock.now)), TokenAuthSpec(url))
+        assert time.monotonic() - started < 1.5
+        assert found.reason == reason
