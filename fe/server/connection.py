@@ -303,13 +303,16 @@ class Connection:
         account = await self._authenticate(exchange, started)
         if account is None:
             return False
-        self.session = self._new_session(change.user, account, exchange.plugin)
+        session = self._new_session(change.user, account, exchange.plugin)
         if change.database:
             try:
-                self.server.executor.use_database(self.session, change.database)
+                self.server.executor.use_database(session, change.database)
             except SqlError as exc:
-                self.stream.send((messages.err(exc.code, exc.sqlstate, exc.message),), exchange.seq)
-                return True
+                # The client takes the ERR as "the change failed, I am still who I was": a session that went on
+                # as the new user would run its next statements with rights it does not know it has. Close.
+                self._fail_fatal(exc.code, exc.sqlstate, exc.message, exchange.seq)
+                return False
+        self.session = session
         self.stream.send((messages.ok(status=self._status()),), exchange.seq)
         return True
 
