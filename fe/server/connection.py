@@ -31,6 +31,8 @@ login_log = logging.getLogger("fe.login")
 
 # TLS is always offered: a certificate is configured or generated at first start.
 ADVERTISED_CAPABILITIES = SERVER_CAPABILITIES | Capability.SSL
+# How long a reply may wait for the client to read (MySQL's net_write_timeout); never longer than the idle timeout.
+WRITE_TIMEOUT_SECONDS = 60.0
 TOO_LARGE = (ErrorCode.NET_PACKET_TOO_LARGE, "08S01", "Got a packet bigger than 'max_allowed_packet' bytes")
 _NONCE_ALPHABET = bytes(range(0x21, 0x7F))
 
@@ -218,7 +220,16 @@ class Connection:
                 self._fail_fatal(ErrorCode.MALFORMED_PACKET, "HY000", "Malformed communication packet.", 1)
                 return
             keep_going = await self._dispatch(packet)
-            await self.stream.drain()
+            try:
+                async with asyncio.timeout(min(idle, WRITE_TIMEOUT_SECONDS)):
+                    await self.stream.drain()
+            except TimeoutError:
+                # The client stopped reading our replies: nothing more can reach it, and a close would wait for
+                # the unsent bytes forever. Drop the connection.
+                log.info("connection %d from %s: client stopped reading; dropped", self.connection_id,
+                         self.client_host)  # fmt: skip
+                self.stream.abort()
+                return
             if not keep_going:
                 return
 

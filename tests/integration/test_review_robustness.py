@@ -316,6 +316,31 @@ def test_tls_handshake_that_never_finishes_is_cut_by_the_handshake_timeout(quick
     still_serving(quick_server)
 
 
+def test_a_peer_that_stops_reading_is_disconnected(quick_server: FeProcess) -> None:
+    """A session that pipelines queries and never reads the replies must not hold its connection (and the
+    replies in memory) forever: the server gives up on it like on an idle one."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((quick_server.host, quick_server.port))
+    client = RawClient.__new__(RawClient)
+    client.sock, client.seq, client.nonce = sock, 0, b""
+    assert client.login("root", ROOT_PASSWORD, tls=True)[:1] == b"\x00"
+    client.send_packet(b"\x03SHOW VARIABLES", seq=0)
+    reply_size = 0
+    eofs = 0
+    while eofs < 2:
+        payload = client.read_packet()
+        reply_size += 4 + len(payload)
+        eofs += payload[:1] == b"\xfe"
+    count = 12_000  # far more replies than the socket buffers hold
+    client.sock.sendall(packet(b"\x03SHOW VARIABLES", 0) * count)
+    time.sleep(7)  # idle timeout 2 s: long past it
+    received = len(read_until_closed(client.sock))
+    assert received < reply_size * count, "the server waited for the reader as long as it took"
+    quick_server.wait_for_log(r"stopped reading")
+    still_serving(quick_server)
+
+
 def test_sigterm_in_the_middle_of_a_login(quick_server: FeProcess) -> None:
     client = RawClient(quick_server.host, quick_server.port)
     client.read_greeting()
