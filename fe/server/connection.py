@@ -335,7 +335,20 @@ class _SequenceError(Exception):
 
 
 def _quote(value: str) -> str:
+    """A log field: bare if plain, else double-quoted with quotes, backslashes and every unprintable character
+    escaped, so a client-chosen user name can never start a log line of its own or drive a terminal."""
     if value and all(ch.isalnum() or ch in "._-@/" for ch in value):
         return value
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    escaped = "".join(_escape_char(ch) for ch in value)
     return f'"{escaped}"'
+
+
+def _escape_char(ch: str) -> str:
+    if ch in '"\\':
+        return "\\" + ch
+    if ch == "\n":
+        return "\\n"
+    if ch.isprintable():
+        return ch
+    code = ord(ch)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"

@@ -244,6 +244,18 @@ def test_non_utf8_user_name_is_a_bad_handshake(server: FeProcess) -> None:
     assert closed_within(client)
 
 
+def test_control_characters_in_a_user_name_cannot_forge_log_lines(server: FeProcess) -> None:
+    forged = "evil\r2026-01-01 00:00:00 INFO fe.login login user=root outcome=success\x1b[2K"
+    client = RawClient(server.host, server.port)
+    client.read_greeting()
+    client.send_packet(client.handshake_response(forged, b""))
+    assert error_of(client.read_packet())[0] == 1045
+    server.wait_for_log(r"login user=\"?evil")
+    forged_lines = [line for line in server.lines if line.startswith("2026-01-01 00:00:00")]
+    assert not forged_lines, forged_lines  # a line of its own (the log is read with universal newlines)
+    assert "\x1b" not in server.log
+
+
 def test_empty_query_is_an_error_and_the_session_goes_on(server: FeProcess) -> None:
     client = root_session(server)
     assert error_of(client.query(""))[0] == 1065
