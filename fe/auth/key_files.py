@@ -1,8 +1,8 @@
 """Key files under `<home>/conf`: a JWKS, a single JWK, or PEM public keys / certificates.
 
 The path is resolved inside conf/ again at use time (a symlink may have changed since CREATE USER). A file is
-looked at, at most once per second: one realpath + stat, and a re-read only when the resolved path, inode,
-size or mtime changed. A missing, unreadable or unusable file fails closed; the last good keys are not kept,
+looked at, at most once per second: one realpath + open + fstat, and a re-read only when the resolved path,
+inode, size or mtime changed. A missing, unreadable or unusable file fails closed; the last good keys are not kept,
 so an operator who empties or breaks the file has switched those logins off.
 """
 
@@ -64,18 +64,25 @@ class LocalKeySource:
         self.stats.stats[name] += 1
         try:
             path = self._resolve_inside_conf(name)
-            info = os.stat(path)
-            if not stat.S_ISREG(info.st_mode):
-                raise _Unusable("not a regular file")
-            fingerprint = (str(path), info.st_dev, info.st_ino, info.st_mtime_ns, info.st_size)
-            if fingerprint == state.fingerprint:
-                return
-            limit = self._settings.jwks_max_response_bytes
-            if info.st_size > limit:
-                raise _Unusable(f"{info.st_size} bytes is over the {limit}-byte limit")
-            self.stats.reads[name] += 1
-            with open(path, "rb") as handle:
-                data = handle.read(limit + 1)
+            # The checks are made on the file that is read (fstat of the open descriptor), not on a path that may
+            # change in between: O_NOFOLLOW refuses a symlink swapped in since the path was resolved, O_NONBLOCK
+            # keeps a FIFO swapped in from blocking the event loop (it is then refused as not a regular file).
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            try:
+                info = os.fstat(fd)
+                if not stat.S_ISREG(info.st_mode):
+                    raise _Unusable("not a regular file")
+                fingerprint = (str(path), info.st_dev, info.st_ino, info.st_mtime_ns, info.st_size)
+                if fingerprint == state.fingerprint:
+                    return
+                limit = self._settings.jwks_max_response_bytes
+                if info.st_size > limit:
+                    raise _Unusable(f"{info.st_size} bytes is over the {limit}-byte limit")
+                self.stats.reads[name] += 1
+                with open(fd, "rb", closefd=False) as handle:
+                    data = handle.read(limit + 1)
+            finally:
+                os.close(fd)
             if len(data) > limit:
                 raise _Unusable(f"over the {limit}-byte limit")
             keys, skipped = parse_key_document(data, f"conf/{name}", self._settings.jwks_max_keys)

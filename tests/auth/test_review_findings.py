@@ -16,6 +16,7 @@ import pytest
 
 from fe.auth.devtools import generate_signing_key, mint_token
 from fe.auth.jwk import KeyParseError, parse_jwk, parse_key_document
+from fe.auth.key_files import LocalKeySource
 from fe.auth.token_spec import TokenAuthSpec
 from fe.auth.verifier import TokenRejected, TokenVerifier
 from tests.auth.jose_helpers import (
@@ -271,3 +272,20 @@ async def test_jwks_fetch_is_bounded(
         found = await rejection(verifier, mint("ES256", claims_for("tom", clock.now)), TokenAuthSpec(url))
         assert time.monotonic() - started < 1.5
         assert found.reason == reason
+
+
+# ---- Key files: what is checked is what is read ----
+
+
+async def test_symlink_swapped_in_after_the_path_check_is_not_followed(
+    home: Path, verifier: TokenVerifier, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The path was resolved (and checked to be inside conf/), then stat'ed and opened by name: a symlink put in its
+    # place in between was followed to keys outside conf/. The file is now opened with O_NOFOLLOW and checked
+    # with fstat on the open descriptor. (The same change stops a FIFO swapped in from blocking the event loop.)
+    (home / "outside.jwks").write_text(json.dumps(jwks(jwk_with("ES256"))))
+    swapped = home / "conf" / "k.jwks"
+    swapped.symlink_to(home / "outside.jwks")
+    monkeypatch.setattr(LocalKeySource, "_resolve_inside_conf", lambda _self, _name: swapped)  # as at check time
+    found = await rejection(verifier, mint("ES256", claims_for("tom", clock.now)), TokenAuthSpec("k.jwks"))
+    assert found.reason == "key_file_unreadable" and "cannot be read" in found.message
