@@ -17,6 +17,8 @@ from fe.mysql.codec import frame
 from fe.mysql.framing import Packet, PacketDecoder
 
 _TLS_READ_SIZE = 64 * 1024
+# After close(), how long unsent bytes may wait for a client that does not read before the socket is dropped.
+CLOSE_LINGER_SECONDS = 5.0
 
 
 class ConnectionClosed(Exception):
@@ -41,6 +43,7 @@ class PacketStream(asyncio.Protocol):
         self._handshake_done: asyncio.Future[None] | None = None
         # Called once the transport exists (the listener starts the connection's task there).
         self.on_made: Callable[[PacketStream], None] | None = None
+        self.close_linger = CLOSE_LINGER_SECONDS
 
     # ---- asyncio.Protocol callbacks ----
 
@@ -246,6 +249,10 @@ class PacketStream(asyncio.Protocol):
                 self._tls.unwrap()
             self._flush_tls()
         self.transport.close()
+        if self.transport.get_write_buffer_size():
+            # asyncio keeps a closing socket until its buffer is sent: a peer that never reads would keep it
+            # (outside max_connections, since the connection's task is over) forever.
+            asyncio.get_running_loop().call_later(self.close_linger, self.abort)
 
     def abort(self) -> None:
         if self.transport is not None:
