@@ -28,6 +28,12 @@ _MAX_TEXT = 64 * 1024
 _MAX_VALUE = 2048
 
 
+NO_AUDIENCE_WARNING = (
+    "'required_audience' is not set: a token this identity provider issued to any other application "
+    "will be accepted for this user"
+)
+
+
 class InvalidAuthString(ValueError):
     """The AS '<json>' text is not acceptable; the message says why, for the ERR sent to the administrator."""
 
@@ -95,6 +101,8 @@ def parse_token_auth_string(text: str, conf_dir: Path) -> tuple[TokenAuthSpec, l
                 f"supported: {', '.join(SUPPORTED_ALGORITHMS)}"
             )
     spec = TokenAuthSpec(jwks_url, principal_field, issuers, audiences, algorithms)
+    if audiences is None:
+        warnings.append(NO_AUDIENCE_WARNING)
     return spec, warnings
 
 

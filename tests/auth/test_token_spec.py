@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fe.auth.token_spec import InvalidAuthString, TokenAuthSpec, parse_token_auth_string
+from fe.auth.token_spec import NO_AUDIENCE_WARNING, InvalidAuthString, TokenAuthSpec, parse_token_auth_string
 
 
 @pytest.fixture
@@ -20,8 +20,15 @@ def conf(tmp_path: Path) -> Path:
 
 def parse(conf: Path, doc: object) -> TokenAuthSpec:
     spec, warnings = parse_token_auth_string(doc if isinstance(doc, str) else json.dumps(doc), conf)
-    assert warnings == []
+    assert warnings == ([] if spec.required_audience else [NO_AUDIENCE_WARNING])
     return spec
+
+
+def test_a_missing_audience_is_accepted_with_a_warning(conf: Path) -> None:
+    _, warnings = parse_token_auth_string('{"jwks_url": "idp.jwks"}', conf)
+    assert warnings == [NO_AUDIENCE_WARNING]
+    _, warnings = parse_token_auth_string('{"jwks_url": "idp.jwks", "required_audience": "fe"}', conf)
+    assert warnings == []
 
 
 def refused(conf: Path, doc: object) -> str:
@@ -165,7 +172,7 @@ def test_symlink_inside_conf_is_fine(conf: Path) -> None:
 
 
 def test_missing_file_is_a_warning(conf: Path) -> None:
-    spec, warnings = parse_token_auth_string('{"jwks_url": "later.jwks"}', conf)
+    spec, warnings = parse_token_auth_string('{"jwks_url": "later.jwks", "required_audience": "fe"}', conf)
     assert spec.jwks_url == "later.jwks"
     assert warnings == ["key file conf/later.jwks does not exist yet; logins will fail until it is created"]
 

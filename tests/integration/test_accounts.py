@@ -612,7 +612,10 @@ def test_missing_local_key_file_is_accepted_with_a_warning(setup: Setup, admin: 
             setup.server.port,
             "root",
             ROOT_PASSWORD,
-            statements=('ALTER USER early IDENTIFIED WITH authentication_jwt AS \'{"jwks_url": "gone.jwks"}\'',),
+            statements=(
+                'ALTER USER early IDENTIFIED WITH authentication_jwt AS \'{"jwks_url": "gone.jwks", '
+                '"required_audience": "fe"}\'',
+            ),
             extra_args=("--show-warnings",),
         )
         assert outcome.ok, outcome.message
