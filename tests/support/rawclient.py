@@ -7,6 +7,7 @@ import hashlib
 import socket
 import ssl
 import struct
+import time
 
 from fe.mysql.codec import Cursor, lenenc_bytes
 from fe.mysql.constants import Capability
@@ -58,14 +59,19 @@ class RawClient:
         self.seq = (seq + 1) & 0xFF
 
     def closed_by_server(self, timeout: float = 5.0) -> bool:
-        """True when the server closed the connection (EOF or reset) within `timeout`, reading what remains."""
-        self.sock.settimeout(timeout)
+        """True when the server closed the connection (EOF or reset) within `timeout`, reading what remains;
+        False when it was still open at the deadline."""
+        deadline = time.monotonic() + timeout
         try:
-            while self.sock.recv(65536):
-                pass
+            while (left := deadline - time.monotonic()) > 0:
+                self.sock.settimeout(left)
+                if not self.sock.recv(65536):
+                    return True
+        except TimeoutError:
+            return False
         except (ConnectionResetError, ssl.SSLError, OSError):
             return True
-        return True
+        return False
 
     # ---- handshake ----
 
