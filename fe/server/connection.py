@@ -159,7 +159,7 @@ class Connection:
             account = await self.server.authenticator.authenticate(exchange)
         except LoginFailed as exc:
             self._log_login(exchange.user, exchange.plugin, "failure", exc.reason, started, exc.message)
-            self._fail_fatal(exc.code, exc.sqlstate, exc.message, exchange.seq)
+            self._fail_fatal(*exc.as_err(), exchange.seq)
             return None
         except PacketTooLarge:
             self._log_login(exchange.user, exchange.plugin, "failure", "packet_too_large", started)
@@ -171,6 +171,12 @@ class Connection:
         except asyncio.CancelledError:  # the handshake timeout, or shutdown, in the middle of the exchange
             self._log_login(exchange.user, exchange.plugin, "failure", "timeout", started)
             raise
+        except Exception:
+            # A bug or a broken dependency (catalog, verifier): still a clean, logged refusal, never a session.
+            log.exception("connection %d: login failed unexpectedly", self.connection_id)
+            self._log_login(exchange.user, exchange.plugin, "failure", "internal_error", started)
+            self._fail_fatal(*exchange.denied("internal_error").as_err(), exchange.seq)
+            return None
         self._log_login(exchange.user, exchange.plugin, "success", "ok", started)
         return account
 
