@@ -61,6 +61,9 @@ class LoginFailed(Exception):
         self.message = message
         self.reason = reason
 
+    def as_err(self) -> tuple[int, str, str]:
+        return self.code, self.sqlstate, self.message
+
 
 @dataclass
 class Exchange:
@@ -121,7 +124,8 @@ class Authenticator:
             await self._token(exchange, account)
         elif exchange.client_plugin == PLUGIN_OIDC_CLIENT and exchange.auth_response:
             exchange.plugin = PLUGIN_OIDC_CLIENT
-            raise exchange.denied("token_for_password_user", "this account does not log in with a token")
+            # No detail in the reply: it would tell a stranger that this password account exists.
+            raise exchange.denied("token_for_password_user")
         elif account.plugin == PLUGIN_NATIVE:
             await self._native(exchange, account)
         else:
