@@ -7,20 +7,22 @@ import ipaddress
 import logging
 import os
 import signal
-import socket
 import sys
+from collections.abc import Callable
 
 from fe import __version__
+from fe.auth.verifier import TokenVerifier
 from fe.catalog import Catalog, CatalogError
 from fe.config import Settings
 from fe.server.context import ServerContext
 from fe.server.listener import Listener, make_listening_socket
 from fe.server.login import Authenticator
 from fe.server.tls import prepare_tls
+from fe.sql.executor import Executor
+from fe.sql.variables import SERVER_VERSION
 
 log = logging.getLogger("fe.server")
 
-SERVER_VERSION = f"9.2.0-fe-{__version__}"
 CATALOG_FILE = "catalog.db"
 _ORPHAN_CHECK_SECONDS = 0.5
 
@@ -66,13 +68,9 @@ async def serve(
     *,
     worker_index: int = 0,
     worker_count: int = 1,
-    sock: socket.socket | None = None,
-    on_ready: object = None,
+    on_ready: Callable[[str, int], None] | None = None,
     parent_pid: int | None = None,
 ) -> None:
-    from fe.auth.verifier import TokenVerifier
-    from fe.sql.executor import Executor
-
     catalog = open_catalog(settings)
     try:
         check_root_exposure(settings, catalog)
@@ -85,11 +83,10 @@ async def serve(
             authenticator=Authenticator(catalog, verifier, tls, settings.max_token_bytes),
             executor=Executor(catalog, settings),
         )
-        if sock is None:
-            try:
-                sock = make_listening_socket(settings.host, settings.query_port, reuse_port=worker_count > 1)
-            except OSError as exc:
-                raise StartupError(f"cannot listen on {settings.host}:{settings.query_port}: {exc}") from exc
+        try:
+            sock = make_listening_socket(settings.host, settings.query_port, reuse_port=worker_count > 1)
+        except OSError as exc:
+            raise StartupError(f"cannot listen on {settings.host}:{settings.query_port}: {exc}") from exc
         listener = Listener(context, worker_index, worker_count)
         await listener.start(sock)
         host, port = sock.getsockname()[:2]
@@ -101,7 +98,7 @@ async def serve(
             "fe %s ready: accepting MySQL connections on %s:%d (TLS available, cert %s)",
             __version__, host, port, tls.cert_path,
         )  # fmt: skip
-        if callable(on_ready):
+        if on_ready is not None:
             on_ready(host, port)
         watcher = asyncio.create_task(_stop_when_orphaned(parent_pid, stop)) if parent_pid else None
         await stop.wait()
