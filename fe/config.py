@@ -6,7 +6,6 @@ the environment variable for a key is `FE_` + the key upper-cased (e.g. `FE_QUER
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -154,5 +153,6 @@ def _check(settings: Settings) -> None:
         raise ConfigError("packet size limits are too small")
 
 
-def replace(settings: Settings, **changes: Any) -> Settings:
-    return dataclasses.replace(settings, **changes)
+def as_environment(settings: Settings) -> dict[str, str]:
+    """Every setting as FE_* variables: how a supervisor hands its exact settings (flags included) to workers."""
+    return {"FE_" + f.name.upper(): str(getattr(settings, f.name)) for f in fields(Settings) if f.name != "home"}

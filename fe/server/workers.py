@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import sys
 
-from fe.config import Settings
+from fe.config import Settings, as_environment
 from fe.server.app import prepare_home
 
 log = logging.getLogger("fe.workers")
@@ -42,7 +43,9 @@ async def _run_worker(settings: Settings, port: int, index: int, count: int, rea
                       stopping: asyncio.Event) -> None:  # fmt: skip
     while not stopping.is_set():
         process = await asyncio.create_subprocess_exec(
-            *worker_command(settings, port, index, count), stdout=asyncio.subprocess.PIPE
+            *worker_command(settings, port, index, count),
+            stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, **as_environment(settings)},
         )
         assert process.stdout is not None
         line = await process.stdout.readline()
