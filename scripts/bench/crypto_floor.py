@@ -24,7 +24,9 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from fe.server.tls import write_self_signed_certificate
 from scripts.bench import procstats
+from scripts.bench.mariadb import free_loopback_port
 from scripts.bench.mysqlwire import client_tls_context
 
 SPEED_COMMAND = ["openssl", "speed", "-mr", "-seconds", "1", "ecdsap256", "ecdhp256", "rsa2048"]
@@ -95,13 +97,11 @@ def measure() -> CryptoFloor:
 
 def measure_s_server_handshake(seconds: float = 2.0, max_handshakes: int = 20_000) -> float | None:
     """openssl s_server's CPU time (user + system) per full TLS 1.3 handshake, in ms; None if it cannot run."""
-    from scripts.bench.mariadb import free_loopback_port, write_self_signed_p256
-
     if shutil.which("openssl") is None:
         return None
     with tempfile.TemporaryDirectory(prefix="bench-s_server-") as directory:
         cert, key = Path(directory) / "cert.pem", Path(directory) / "key.pem"
-        write_self_signed_p256(cert, key)
+        write_self_signed_certificate(cert, key, "bench s_server")
         port = free_loopback_port()
         command = [
             "openssl",
