@@ -30,6 +30,18 @@ class Outcome:
         return self.errno is None
 
 
+def _connector_arguments(
+    host: str, port: int, user: str, password: str, tls: bool, extra: dict[str, object]
+) -> dict[str, object]:
+    """Connect arguments shared by both Connector/Python flavours: TLS without certificate checks, or none."""
+    args: dict[str, object] = dict(host=host, port=port, user=user, password=password, connection_timeout=10, **extra)
+    if tls:
+        args.update(ssl_disabled=False, ssl_verify_cert=False, ssl_verify_identity=False)
+    else:
+        args["ssl_disabled"] = True
+    return args
+
+
 def connector_pure(
     host: str,
     port: int,
@@ -40,15 +52,9 @@ def connector_pure(
     statements: tuple[str, ...] = ("SELECT 1",),
     **extra: object,
 ) -> Outcome:
-    args: dict[str, object] = dict(
-        host=host, port=port, user=user, password=password, use_pure=True, connection_timeout=10, **extra
-    )
-    if tls:
-        args.update(ssl_disabled=False, ssl_verify_cert=False, ssl_verify_identity=False)
-    else:
-        args["ssl_disabled"] = True
+    args = _connector_arguments(host, port, user, password, tls, extra)
     try:
-        connection = mysql.connector.connect(**args)
+        connection = mysql.connector.connect(use_pure=True, **args)
     except mysql.connector.Error as exc:
         return Outcome(errno=exc.errno, message=str(exc.msg))
     try:
@@ -76,13 +82,7 @@ def connector_cext(
     **extra: object,
 ) -> Outcome:
     """Runs in a child process with the C extension really loaded; fails the test if it did not load."""
-    connect: dict[str, object] = dict(
-        host=host, port=port, user=user, password=password, connection_timeout=10, **extra
-    )
-    if tls:
-        connect.update(ssl_disabled=False, ssl_verify_cert=False)
-    else:
-        connect["ssl_disabled"] = True
+    connect = _connector_arguments(host, port, user, password, tls, extra)
     env = {**os.environ, "LD_LIBRARY_PATH": str(VENDOR_DIR)}
     request = json.dumps({"connect": connect, "statements": list(statements)})
     done = subprocess.run(
