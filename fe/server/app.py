@@ -17,6 +17,7 @@ from fe.config import Settings
 from fe.server.context import ServerContext
 from fe.server.listener import Listener, make_listening_socket
 from fe.server.login import Authenticator
+from fe.server.stats import ServerStats
 from fe.server.tls import prepare_tls
 from fe.sql.executor import Executor
 from fe.sql.variables import SERVER_VERSION
@@ -76,12 +77,14 @@ async def serve(
         check_root_exposure(settings, catalog)
         tls = prepare_tls(settings)
         verifier = TokenVerifier(settings)
+        stats = ServerStats(token_stats=lambda: verifier.stats)
         context = ServerContext(
             settings=settings,
             server_version=SERVER_VERSION,
             tls=tls,
             authenticator=Authenticator(catalog, verifier, tls, settings.max_token_bytes),
-            executor=Executor(catalog, settings),
+            executor=Executor(catalog, settings, status=stats.snapshot),
+            stats=stats,
         )
         try:
             sock = make_listening_socket(settings.host, settings.query_port, reuse_port=worker_count > 1)

@@ -182,6 +182,7 @@ class Connection:
 
     def _log_login(self, user: str, plugin: str, outcome: str, reason: str, started: float, detail: str = "") -> None:
         elapsed_ms = (time.perf_counter() - started) * 1000
+        self.server.stats.login(outcome, reason)
         login_log.info(
             "login user=%s client=%s:%d plugin=%s tls=%s outcome=%s reason=%s ms=%.2f%s",
             _quote(user), self.client_host, self.stream.peer[1], plugin or "-",

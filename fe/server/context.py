@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fe.config import Settings
+from fe.server.stats import ServerStats
 from fe.server.tls import TlsMaterial
 
 if TYPE_CHECKING:
@@ -20,3 +21,4 @@ class ServerContext:
     tls: TlsMaterial
     authenticator: Authenticator
     executor: Executor
+    stats: ServerStats

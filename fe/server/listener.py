@@ -64,6 +64,8 @@ class Listener:
             stream.close()
             return
         self._streams.add(stream)
+        self.context.stats.connections += 1
+        self.context.stats.connected = len(self._streams)
         task = asyncio.get_running_loop().create_task(Connection(self.context, stream, connection_id).run())
         self._tasks.add(task)
         task.add_done_callback(lambda t, s=stream: self._forget(t, s))
@@ -71,6 +73,7 @@ class Listener:
     def _forget(self, task: asyncio.Task[None], stream: PacketStream) -> None:
         self._tasks.discard(task)
         self._streams.discard(stream)
+        self.context.stats.connected = len(self._streams)
         if not task.cancelled() and task.exception() is not None:
             log.error("connection task failed", exc_info=task.exception())
 

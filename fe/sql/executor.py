@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 
 import sqlglot.errors
 from sqlglot import exp
@@ -31,13 +32,24 @@ LONGLONG = 0x08
 # parsed form is remembered by text. Account statements are never cached: they may carry passwords.
 _PARSE_CACHE_SIZE = 512
 _PARSE_CACHE_MAX_TEXT = 1024
-_CACHEABLE = (st.SetVariables, st.SelectValues, st.ShowWarnings, st.ShowVariables, st.ShowDatabases, st.UseDatabase)
+_CACHEABLE = (
+    st.SetVariables,
+    st.SelectValues,
+    st.ShowWarnings,
+    st.ShowVariables,
+    st.ShowStatus,
+    st.ShowDatabases,
+    st.UseDatabase,
+)
 _NON_KEYWORD_TOKENS = {TokenType.VAR, TokenType.IDENTIFIER, TokenType.STRING, TokenType.NUMBER}
 
 
 class Executor:
-    def __init__(self, catalog: Catalog, settings: Settings) -> None:
+    def __init__(
+        self, catalog: Catalog, settings: Settings, status: Callable[[], Mapping[str, object]] | None = None
+    ) -> None:
         self._catalog = catalog
+        self._status = status
         self._settings = settings
         self._dialect = FeDialect()
         self._accounts = AccountStatements(catalog, settings)
@@ -125,6 +137,8 @@ class Executor:
                 return show.warnings(session.warnings, errors_only=statement.errors_only, limit=statement.limit)
             case st.ShowVariables():
                 return show.variables(self._visible_variables(session), statement.like)
+            case st.ShowStatus():
+                return show.variables(self._status() if self._status is not None else {}, statement.like)
             case st.ShowDatabases():
                 return show.databases(DATABASES, statement.like)
             case st.UseDatabase():

@@ -160,6 +160,13 @@ class ShowVariables:
 
 
 @dataclass(frozen=True)
+class ShowStatus:
+    """SHOW [GLOBAL | SESSION] STATUS [LIKE ...]: the server's counters (fe keeps no per-session ones)."""
+
+    like: str | None = None
+
+
+@dataclass(frozen=True)
 class ShowDatabases:
     like: str | None = None
 
@@ -187,6 +194,7 @@ Statement = (
     | SelectValues
     | ShowWarnings
     | ShowVariables
+    | ShowStatus
     | ShowDatabases
     | UseDatabase
 )
@@ -412,6 +420,8 @@ def _bind_show(tree: exp.Show, sql: str) -> Statement:
         return ShowVariables(global_scope=bool(tree.args.get("global_")), like=like)
     if kind == "DATABASES":
         return ShowDatabases(like=like)
+    if kind == "STATUS":
+        return ShowStatus(like=like)
     raise unsupported(sql)
 
 

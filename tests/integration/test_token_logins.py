@@ -254,3 +254,14 @@ def test_unknown_kid_flood_costs_one_fetch(setup: Setup) -> None:
     assert codes == [1045] * 64
     assert setup.keys.requests["/realms/main/certs"] - before <= 1
     assert login(setup, "connector_pure", "jerry", setup.remote_token()).ok  # the good keys survived the flood
+
+
+def test_show_status_counts_logins_and_key_fetches(setup: Setup) -> None:
+    assert login(setup, "connector_pure", "jerry", setup.remote_token()).ok
+    assert login(setup, "connector_pure", "tom", setup.local_token(exp=int(time.time()) - 3600)).errno == 1045
+    status = dict(root_execute(setup.server, "SHOW GLOBAL STATUS"))
+    assert int(status["Fe_logins_succeeded"]) >= 2  # jerry, and root running this statement
+    assert int(status["Fe_login_failures_expired"]) >= 1
+    assert int(status["Fe_jwks_fetches"]) >= 1 and int(status["Threads_connected"]) >= 1
+    # COM_CHANGE_USER logs in again on the same connection, so logins may outnumber connections.
+    assert int(status["Connections"]) >= 3 and int(status["Aborted_connects"]) == int(status["Fe_logins_failed"])

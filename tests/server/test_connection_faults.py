@@ -14,6 +14,7 @@ from fe.config import Settings
 from fe.server.context import ServerContext
 from fe.server.listener import Listener, make_listening_socket
 from fe.server.login import Authenticator, Exchange, LoginAccount
+from fe.server.stats import ServerStats
 from fe.server.tls import prepare_tls
 from fe.sql.executor import Executor
 from tests.support.rawclient import RawClient, error_of
@@ -35,6 +36,7 @@ async def test_unexpected_login_error_is_a_clean_refusal(tmp_path: Path, caplog:
         tls,
         BrokenAuthenticator(catalog, None, tls, 16384),  # type: ignore[arg-type]
         Executor(catalog, settings),
+        ServerStats(),
     )
     listener = Listener(context)
     sock = make_listening_socket("127.0.0.1", 0, reuse_port=False)
