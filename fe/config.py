@@ -51,6 +51,9 @@ class Settings:
     jwks_max_keys: int = 100
     jwks_ca_bundle: str = ""
 
+    # Domain identities ('name'@['domain']): how often their domains are resolved again.
+    domain_refresh_seconds: float = 60.0
+
     # First start only: root's password (empty by default).
     root_password: str = ""
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from fe.auth.token_spec import TOKEN_PLUGINS, TokenAuthSpec
+from fe.catalog.identity import format_identity
 
 CACHING_SHA2 = "caching_sha2_password"
 MYSQL_NATIVE = "mysql_native_password"
@@ -49,7 +50,7 @@ class Account:
 
     @property
     def identity(self) -> str:
-        return f"'{self.name}'@'{self.host}'"
+        return format_identity(self.name, self.host)
 
     @property
     def is_token_user(self) -> bool:

@@ -3,6 +3,8 @@ operation that could not be done, and the SQL layer turns them into MySQL errors
 
 from __future__ import annotations
 
+from fe.catalog.identity import format_identity
+
 
 class CatalogError(Exception):
     """The catalog file is corrupt, unreadable, or from a newer fe: the message says which and what to do."""
@@ -14,14 +16,14 @@ class CatalogOperationError(Exception):
 
 class UserExistsError(CatalogOperationError):
     def __init__(self, name: str, host: str) -> None:
-        super().__init__(f"user '{name}'@'{host}' already exists")
+        super().__init__(f"user {format_identity(name, host)} already exists")
         self.name = name
         self.host = host
 
 
 class UserNotFoundError(CatalogOperationError):
     def __init__(self, name: str, host: str) -> None:
-        super().__init__(f"cannot find user '{name}'@'{host}'")
+        super().__init__(f"cannot find user {format_identity(name, host)}")
         self.name = name
         self.host = host
 
@@ -40,7 +42,7 @@ class RoleNotFoundError(CatalogOperationError):
 
 class RoleNotGrantedError(CatalogOperationError):
     def __init__(self, role: str, name: str, host: str) -> None:
-        super().__init__(f"role '{role}' is not granted to '{name}'@'{host}'")
+        super().__init__(f"role '{role}' is not granted to {format_identity(name, host)}")
         self.role = role
         self.name = name
         self.host = host

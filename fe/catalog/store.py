@@ -15,7 +15,7 @@ import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from fe.auth.passwords import hash_password
@@ -57,7 +57,12 @@ class Catalog:
         # Logins look the same few accounts up again and again: remember each answer (parsed token settings
         # included) until the catalog changes, here (cleared on commit) or in another process (data_version).
         self._login_cache: dict[tuple[str, str], Account | None] = {}
-        self._login_cache_version = -1
+        self._login_cache_version: tuple[int, int] = (-1, -1)
+        self._writes = 0
+        # Domain identities ('name'@['domain']) match the addresses their domain resolves to; resolving is the
+        # server's job (fe.server.domains), never done here.
+        self._domain_addresses: Callable[[str], Collection[str]] = lambda _domain: ()
+        self._domain_version: Callable[[], int] = lambda: 0
 
     # ----------------------------------------------------------------- opening and closing
 
@@ -100,7 +105,7 @@ class Catalog:
         """The identity a login by `name` from `client_ip` uses: exact address, then pattern, then '%'."""
         key = (name, client_ip)
         with self._lock, _operational_errors():
-            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            version = (self._conn.execute("PRAGMA data_version").fetchone()[0], self._domain_version())
             if version != self._login_cache_version:
                 self._login_cache.clear()
                 self._login_cache_version = version
@@ -118,13 +123,31 @@ class Catalog:
             rows = conn.execute(f"SELECT {_USER_COLUMNS} FROM users WHERE name = ?", (name,)).fetchall()
             ranked = []
             for row in rows:
-                rank = identity.match_rank(row[1], client)
+                rank = identity.match_rank(row[1], client, self._domain_addresses)
                 if rank is not None:
                     ranked.append((rank, row[1], row))
             if not ranked:
                 return None
             ranked.sort()
             return self._account_from_row(conn, ranked[0][2])
+
+    def set_domain_resolver(self, addresses: Callable[[str], Collection[str]], version: Callable[[], int]) -> None:
+        """Where login matching finds a domain's addresses; `version` changes whenever any of them change."""
+        with self._lock:
+            self._domain_addresses = addresses
+            self._domain_version = version
+            self._login_cache.clear()
+
+    def change_marker(self) -> tuple[int, int]:
+        """Changes whenever the catalog does, here or in another process (for caches kept outside it)."""
+        with self._lock, _operational_errors():
+            return self._conn.execute("PRAGMA data_version").fetchone()[0], self._writes
+
+    def domain_hosts(self) -> set[str]:
+        """The domains of all domain identities ('name'@['domain'])."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT DISTINCT host FROM users WHERE host LIKE '[%]'").fetchall()
+        return {identity.domain_of(host) for (host,) in rows if identity.is_domain(host)}
 
     def get_account(self, name: str, host: str) -> Account | None:
         with self._read() as conn:
@@ -293,6 +316,7 @@ class Catalog:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
+            self._writes += 1
             self._login_cache.clear()
 
     def _account_from_row(self, conn: sqlite3.Connection, row: Sequence[str]) -> Account:

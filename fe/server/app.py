@@ -15,6 +15,7 @@ from fe.auth.verifier import TokenVerifier
 from fe.catalog import Catalog, CatalogError
 from fe.config import Settings
 from fe.server.context import ServerContext
+from fe.server.domains import DomainResolver
 from fe.server.listener import Listener, make_listening_socket
 from fe.server.login import Authenticator
 from fe.server.stats import ServerStats
@@ -77,12 +78,14 @@ async def serve(
         check_root_exposure(settings, catalog)
         tls = prepare_tls(settings)
         verifier = TokenVerifier(settings)
+        domains = DomainResolver(catalog, settings.domain_refresh_seconds)
+        catalog.set_domain_resolver(domains.addresses, lambda: domains.version)
         stats = ServerStats(token_stats=lambda: verifier.stats)
         context = ServerContext(
             settings=settings,
             server_version=SERVER_VERSION,
             tls=tls,
-            authenticator=Authenticator(catalog, verifier, tls, settings.max_token_bytes),
+            authenticator=Authenticator(catalog, verifier, tls, settings.max_token_bytes, domains),
             executor=Executor(catalog, settings, status=stats.snapshot),
             stats=stats,
         )
@@ -103,10 +106,12 @@ async def serve(
         )  # fmt: skip
         if on_ready is not None:
             on_ready(host, port)
-        watcher = asyncio.create_task(_stop_when_orphaned(parent_pid, stop)) if parent_pid else None
+        background = [asyncio.create_task(domains.refresh_forever())]
+        if parent_pid:
+            background.append(asyncio.create_task(_stop_when_orphaned(parent_pid, stop)))
         await stop.wait()
-        if watcher is not None:
-            watcher.cancel()
+        for task in background:
+            task.cancel()
         log.info("shutting down: closing %d connection(s)", listener.connection_count)
         await listener.shutdown(settings.shutdown_grace_seconds)
         await verifier.aclose()

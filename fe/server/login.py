@@ -24,6 +24,7 @@ from fe.mysql.constants import (
     PLUGIN_OIDC_CLIENT,
     ErrorCode,
 )
+from fe.server.domains import DomainResolver
 from fe.server.stream import PacketStream
 from fe.server.tls import TlsMaterial
 
@@ -105,8 +106,16 @@ class Exchange:
 
 
 class Authenticator:
-    def __init__(self, accounts: AccountLookup, tokens: TokenChecker, tls: TlsMaterial, max_token_bytes: int) -> None:
+    def __init__(
+        self,
+        accounts: AccountLookup,
+        tokens: TokenChecker,
+        tls: TlsMaterial,
+        max_token_bytes: int,
+        domains: DomainResolver | None = None,
+    ) -> None:
         self.accounts = accounts
+        self.domains = domains
         self.tokens = tokens
         self.tls = tls
         self.max_token_bytes = max_token_bytes
@@ -116,6 +125,8 @@ class Authenticator:
         self._decoy_hash = passwords.hash_password(os.urandom(16).hex())
 
     async def authenticate(self, exchange: Exchange) -> LoginAccount:
+        if self.domains is not None:
+            await self.domains.catch_up()
         account = self.accounts.find_login_account(exchange.user, exchange.client_host)
         if account is None:
             await self._unknown_user(exchange)

@@ -40,6 +40,7 @@ from fe.sql.session import Session, Warning_
 USER_NAME_PATTERN = re.compile(r"^\w{1,64}/?[.\w-]{0,63}$", re.ASCII)
 ROLE_NAME_PATTERN = re.compile(r"^\w{1,64}$", re.ASCII)
 HOST_PATTERN = re.compile(r"^[\w.:%-]{1,255}$", re.ASCII)
+DOMAIN_HOST_PATTERN = re.compile(r"^\[[A-Za-z0-9_.-]{1,253}\]$", re.ASCII)
 _NATIVE_HASH_PATTERN = re.compile(r"^\*[0-9A-Fa-f]{40}$")
 
 
@@ -276,9 +277,10 @@ class AccountStatements:
                 f"invalid user name '{user.name}': it must match {USER_NAME_PATTERN.pattern} "
                 "(letters, digits and _; then optionally one / and up to 63 of . _ - letters digits)",
             )
-        if not HOST_PATTERN.match(user.host):
+        if not (HOST_PATTERN.match(user.host) or DOMAIN_HOST_PATTERN.match(user.host)):
             raise errors.wrong_arguments(
-                operation, f"invalid host '{user.host}': use %, an IP address, or a pattern with % and _"
+                operation,
+                f"invalid host '{user.host}': use %, an IP address, a pattern with % and _, or ['domain']",
             )
         return user.name, user.host
 

@@ -9,7 +9,8 @@
     SHOW [ALL] AUTHENTICATION [FOR user]      SHOW USERS | SHOW USER | SHOW ROLES | SHOW GRANTS [FOR user]
 
     auth: IDENTIFIED BY [PASSWORD] 'x' | IDENTIFIED WITH plugin [{BY | AS} 'x']
-    user: name | 'name' | "name" | `name`, each optionally followed by @host (same forms, or %); CURRENT_USER[()]
+    user: name | 'name' | "name" | `name`, each optionally followed by @host (same forms, or %, or ['domain']);
+          CURRENT_USER[()]
 
 Everything else is sqlglot's own MySQL parsing.
 """
@@ -259,6 +260,11 @@ class FeParser(MySQLParser):
             self._advance()
             if self._match(TokenType.MOD):
                 host = "%"
+            elif self._match(TokenType.L_BRACKET):
+                # StarRocks' domain identity: 'name'@['domain'], stored as "[domain]".
+                host = f"[{self._parse_required_string()}]"
+                if not self._match(TokenType.R_BRACKET):
+                    self.raise_error("Expected ] after the domain")
             else:
                 host = self._parse_word()
                 if host is None:

@@ -56,7 +56,7 @@ def test_login_sees_another_processes_commit_at_once(catalog: Catalog, catalog_p
 
 
 def test_pattern_rules() -> None:
-    assert match_rank("%", "1.2.3.4") == (2, 0)
+    assert match_rank("%", "1.2.3.4") == (3, 0)
     assert match_rank("1.2.3.%", "1.2.3.4") is not None
     assert match_rank("1.2.3.%", "1.2.34.4") is None
     assert match_rank("1.2.3._", "1.2.3.45") is None
@@ -64,3 +64,19 @@ def test_pattern_rules() -> None:
     assert match_rank("1.2.3.%", "1.2.3.4") < match_rank("1.2.%", "1.2.3.4")  # type: ignore[operator]
     assert normalize_client_ip("::ffff:192.0.2.1") == "192.0.2.1"
     assert normalize_client_ip("not-an-ip") == "not-an-ip"
+
+
+def test_domain_identities_match_their_resolved_addresses() -> None:
+    resolved = {"db.example": {"10.0.0.7", "10.0.0.8"}}
+
+    def addresses(domain: str) -> set[str]:
+        return resolved.get(domain, set())
+
+    assert match_rank("[db.example]", "10.0.0.8", addresses) is not None
+    assert match_rank("[db.example]", "10.0.0.9", addresses) is None
+    assert match_rank("[other.example]", "10.0.0.7", addresses) is None
+    assert match_rank("[db.example]", "10.0.0.7") is None  # nothing resolved: no match
+    # exact address, then domain, then pattern, then %
+    ranks = [match_rank(h, "10.0.0.7", addresses) for h in ("10.0.0.7", "[db.example]", "10.0.0.%", "%")]
+    assert ranks == sorted(ranks)  # type: ignore[type-var]
+    assert len(set(ranks)) == 4
