@@ -102,6 +102,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mint.add_argument("--principal-field", default="sub", help="claim holding the user name (default: sub)")
     mint.add_argument("--key", type=Path, help=f"signing key PEM (default: <home>/meta/{SIGNING_KEY_FILE})")
     mint.add_argument("--out", type=Path, help="write the token to this file (mode 0600) instead of stdout")
+    for command in (keygen, mint):
+        # Also after the subcommand (`fe token mint --home X`); SUPPRESS keeps a value given before it.
+        command.add_argument("--home", type=Path, default=argparse.SUPPRESS, help="directory holding conf/ and meta/")
 
 
 def run(args: argparse.Namespace, home: Path) -> int:

@@ -1,0 +1,45 @@
+"""The `fe` command line: `fe token` takes --home before or after its subcommand; bad settings exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jwt
+import pytest
+
+from fe.cli import main
+
+
+def test_token_keygen_and_mint_with_home_in_either_place(tmp_path: Path) -> None:
+    assert main(["token", "keygen", "--home", str(tmp_path)]) == 0
+    jwks = json.loads((tmp_path / "conf" / "dev.jwks").read_text())
+    assert [key["kty"] for key in jwks["keys"]] == ["EC"]
+    assert main(["token", "--home", str(tmp_path), "mint", "--user", "tom", "--out", str(tmp_path / "a")]) == 0
+    assert (
+        main(
+            [
+                "token",
+                "mint",
+                "--user",
+                "ann",
+                "--audience",
+                "fe",
+                "--home",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "b"),
+            ]
+        )
+        == 0
+    )
+    claims = jwt.decode((tmp_path / "b").read_text().strip(), options={"verify_signature": False})
+    assert claims["sub"] == "ann" and claims["aud"] in ("fe", ["fe"])
+    assert (tmp_path / "b").stat().st_mode & 0o777 == 0o600
+
+
+def test_bad_configuration_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "fe.conf").write_text("query_port = not-a-number\n")
+    assert main(["serve", "--home", str(tmp_path)]) == 2
+    assert "bad value for query_port" in capsys.readouterr().err
