@@ -43,3 +43,13 @@ def test_bad_configuration_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture
     (tmp_path / "conf" / "fe.conf").write_text("query_port = not-a-number\n")
     assert main(["serve", "--home", str(tmp_path)]) == 2
     assert "bad value for query_port" in capsys.readouterr().err
+
+
+def test_python_dash_m_fe_is_the_fe_command() -> None:
+    import subprocess
+    import sys
+
+    from fe import __version__
+
+    done = subprocess.run([sys.executable, "-m", "fe", "--version"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and done.stdout.strip() == f"fe {__version__}"
