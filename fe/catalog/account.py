@@ -30,7 +30,7 @@ class Credentials:
 
     plugin: str  # one of KNOWN_PLUGINS
     auth_string: str  # pbkdf2 hash, "*HEX" native hash, "" (empty password) or normalised token JSON
-    plugin_display: str  # upper-cased, as the administrator named it: AUTHENTICATION_JWT, MYSQL_NATIVE_PASSWORD, ...
+    plugin_display: str  # upper-cased, as the administrator named it (AUTHENTICATION_JWT, ...); "" when none was
 
     def __post_init__(self) -> None:
         if self.plugin not in KNOWN_PLUGINS:

@@ -436,7 +436,7 @@ def _create_catalog_file(path: Path, root_password: str) -> None:
         try:
             _configure(conn)
             migrate(conn)
-            root = Credentials(CACHING_SHA2, hash_password(root_password), CACHING_SHA2.upper())
+            root = Credentials(CACHING_SHA2, hash_password(root_password), "")  # shown as NULL, as in StarRocks
             conn.execute("BEGIN IMMEDIATE")
             conn.execute(
                 "INSERT INTO users (name, host, plugin, auth_string, plugin_display) VALUES (?, ?, ?, ?, ?)",

@@ -39,6 +39,7 @@ from fe.sql.session import Session, Warning_
 # StarRocks' user name rule (Java's \w is ASCII-only).
 USER_NAME_PATTERN = re.compile(r"^\w{1,64}/?[.\w-]{0,63}$", re.ASCII)
 ROLE_NAME_PATTERN = re.compile(r"^\w{1,64}$", re.ASCII)
+NO_PLUGIN_NAMED = ""
 HOST_PATTERN = re.compile(r"^[\w.:%-]{1,255}$", re.ASCII)
 DOMAIN_HOST_PATTERN = re.compile(r"^\[[A-Za-z0-9_.-]{1,253}\]$", re.ASCII)
 _NATIVE_HASH_PATTERN = re.compile(r"^\*[0-9A-Fa-f]{40}$")
@@ -302,12 +303,14 @@ class AccountStatements:
 
     def _credentials(self, session: Session, auth: st.AuthOption | None, operation: str) -> Credentials:
         """What to store for an IDENTIFIED clause: hashes for passwords, normalised JSON for token users."""
+        # No plugin named (IDENTIFIED BY ..., or nothing): StarRocks' native password, whose AuthPlugin SHOW
+        # AUTHENTICATION reports as NULL; fe stores it as caching_sha2_password.
         if auth is None:
-            return Credentials(CACHING_SHA2, "", CACHING_SHA2.upper())
+            return Credentials(CACHING_SHA2, "", NO_PLUGIN_NAMED)
         if auth.plugin is None:
             if auth.keyword == "BY PASSWORD":
-                return Credentials(MYSQL_NATIVE, _native_hash_literal(auth.value or ""), MYSQL_NATIVE.upper())
-            return Credentials(CACHING_SHA2, hash_password(auth.value or ""), CACHING_SHA2.upper())
+                return Credentials(MYSQL_NATIVE, _native_hash_literal(auth.value or ""), NO_PLUGIN_NAMED)
+            return Credentials(CACHING_SHA2, hash_password(auth.value or ""), NO_PLUGIN_NAMED)
         plugin = auth.plugin.lower()
         display = auth.plugin.upper()
         if plugin == CACHING_SHA2:

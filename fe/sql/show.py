@@ -21,7 +21,7 @@ def authentication(accounts: Iterable[Account]) -> ResultSet:
         [
             account.identity,
             "Yes" if account.has_password else "No",
-            account.plugin_display,
+            account.plugin_display or None,  # NULL when no plugin was named, as StarRocks shows it
             account.auth_string if account.is_token_user else None,
         ]
         for account in accounts

@@ -151,7 +151,8 @@ def test_doc_token_examples_verbatim(setup: Setup, admin: Session, client: str, 
 
 DOC_PASSWORD_EXAMPLES = [
     # CREATE USER examples 1, 2, 3 (both forms) and 7: (statement, identity, Password, AuthPlugin).
-    ("CREATE USER 'jack' IDENTIFIED BY '123456';", "'jack'@'%'", "Yes", "CACHING_SHA2_PASSWORD"),
+    # AuthPlugin is NULL where the statement names no plugin, as StarRocks documents it.
+    ("CREATE USER 'jack' IDENTIFIED BY '123456';", "'jack'@'%'", "Yes", None),
     (
         "CREATE USER jack@'172.10.1.10' IDENTIFIED WITH mysql_native_password BY '123456';",
         "'jack'@'172.10.1.10'",
@@ -162,7 +163,7 @@ DOC_PASSWORD_EXAMPLES = [
         "CREATE USER jack@'172.10.1.10' IDENTIFIED BY PASSWORD '*6BB4837EB74329105EE4568DDA7DC67ED2CA2AD9';",
         "'jack'@'172.10.1.10'",
         "Yes",
-        "MYSQL_NATIVE_PASSWORD",
+        None,
     ),
     (
         "CREATE USER jack@'172.10.1.10' IDENTIFIED WITH mysql_native_password AS "
@@ -175,7 +176,7 @@ DOC_PASSWORD_EXAMPLES = [
         "CREATE USER 'jack'@'192.168.%' DEFAULT ROLE db_admin, user_admin;",
         "'jack'@'192.168.%'",
         "No",
-        "CACHING_SHA2_PASSWORD",
+        None,
     ),
 ]
 
@@ -285,7 +286,7 @@ def test_show_outputs_match_the_documented_columns(setup: Setup, admin: Session)
     try:
         reply = admin.run("SHOW AUTHENTICATION FOR root;")
         assert reply.columns == AUTHENTICATION_COLUMNS
-        assert reply.rows == [("'root'@'%'", "Yes", "CACHING_SHA2_PASSWORD", None)]
+        assert reply.rows == [("'root'@'%'", "Yes", None, None)]  # StarRocks' documented row for root
         assert admin.run("SHOW AUTHENTICATION").rows == reply.rows
 
         normalised = json.dumps(
@@ -298,7 +299,7 @@ def test_show_outputs_match_the_documented_columns(setup: Setup, admin: Session)
             separators=(", ", ": "),
         )
         token_row = ("'showme'@'%'", "No", "AUTHENTICATION_JWT", normalised)
-        password_row = ("'showpw'@'%'", "Yes", "CACHING_SHA2_PASSWORD", None)
+        password_row = ("'showpw'@'%'", "Yes", None, None)
         assert admin.run("SHOW AUTHENTICATION FOR showme").rows == [token_row]
         everyone = admin.run("SHOW ALL AUTHENTICATION")
         assert everyone.columns == AUTHENTICATION_COLUMNS
@@ -690,7 +691,7 @@ def test_non_admins_are_refused_with_1227(setup: Setup, admin: Session, plain_an
         cursor.execute("SHOW GRANTS FOR plain")
         assert cursor.fetchall() == []
         cursor.execute("SHOW AUTHENTICATION")
-        assert cursor.fetchall() == [("'plain'@'%'", "Yes", "CACHING_SHA2_PASSWORD", None)]
+        assert cursor.fetchall() == [("'plain'@'%'", "Yes", None, None)]
         cursor.execute("SHOW USER")
         assert cursor.fetchall() == [("'plain'@'%'",)]
     finally:

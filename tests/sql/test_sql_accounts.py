@@ -148,22 +148,28 @@ async def test_password_forms(executor: Executor, root: Session, catalog: Catalo
     assert await rows(executor, root, "SHOW AUTHENTICATION FOR c") == [
         ["'c'@'%'", "Yes", "MYSQL_NATIVE_PASSWORD", None]
     ]
-    assert await rows(executor, root, "SHOW AUTHENTICATION FOR f") == [["'f'@'%'", "No", "CACHING_SHA2_PASSWORD", None]]
+    # No plugin named: NULL, as StarRocks shows its native password; a named plugin is shown as named.
+    assert await rows(executor, root, "SHOW AUTHENTICATION FOR f") == [["'f'@'%'", "No", None, None]]
+    assert await rows(executor, root, "SHOW AUTHENTICATION FOR a") == [["'a'@'%'", "Yes", None, None]]
+    assert await rows(executor, root, "SHOW AUTHENTICATION FOR b") == [
+        ["'b'@'%'", "Yes", "CACHING_SHA2_PASSWORD", None]
+    ]
+    assert await rows(executor, root, "SHOW AUTHENTICATION FOR d") == [["'d'@'%'", "Yes", None, None]]
 
 
 async def test_show_all_authentication_and_users(executor: Executor, root: Session) -> None:
     await run(executor, root, "CREATE USER ann@'10.0.0.%' IDENTIFIED BY 'x'", DOC_JWT_EXAMPLE)
     table = await rows(executor, root, "SHOW ALL AUTHENTICATION")
     assert [row[:3] for row in table] == [
-        ["'ann'@'10.0.0.%'", "Yes", "CACHING_SHA2_PASSWORD"],
-        ["'root'@'%'", "Yes", "CACHING_SHA2_PASSWORD"],
+        ["'ann'@'10.0.0.%'", "Yes", None],
+        ["'root'@'%'", "Yes", None],
         ["'tom'@'%'", "No", "AUTHENTICATION_JWT"],
     ]
     assert table[0][3] is None and table[1][3] is None and table[2][3].startswith('{"jwks_url"')
     assert await columns(executor, root, "SHOW USERS") == ["User"]
     assert await rows(executor, root, "SHOW USERS") == [["'ann'@'10.0.0.%'"], ["'root'@'%'"], ["'tom'@'%'"]]
     assert await rows(executor, root, "SHOW USER") == [["'root'@'%'"]]
-    assert await rows(executor, root, "SHOW AUTHENTICATION") == [["'root'@'%'", "Yes", "CACHING_SHA2_PASSWORD", None]]
+    assert await rows(executor, root, "SHOW AUTHENTICATION") == [["'root'@'%'", "Yes", None, None]]
 
 
 async def test_if_not_exists_and_if_exists_give_notes(executor: Executor, root: Session) -> None:
@@ -377,7 +383,7 @@ async def test_non_admins_are_refused(executor: Executor, root: Session) -> None
     # What anyone may do about themselves:
     assert await rows(executor, plain, "SHOW GRANTS") == []
     assert await rows(executor, plain, "SHOW GRANTS FOR plain") == []
-    assert await rows(executor, plain, "SHOW AUTHENTICATION") == [["'plain'@'%'", "Yes", "CACHING_SHA2_PASSWORD", None]]
+    assert await rows(executor, plain, "SHOW AUTHENTICATION") == [["'plain'@'%'", "Yes", None, None]]
     assert await rows(executor, plain, "SHOW USER") == [["'plain'@'%'"]]
     await run(executor, plain, "SET PASSWORD = 'mine'")
 
