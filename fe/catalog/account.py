@@ -44,9 +44,11 @@ class Account:
     plugin: str
     auth_string: str
     plugin_display: str
-    roles: frozenset[str] = frozenset()
+    roles: frozenset[str] = frozenset()  # granted to this identity directly
     default_roles: tuple[str, ...] = ()
     created_at: str = field(default="", compare=False)
+    # Direct roles plus every role they hold in turn (GRANT r TO ROLE r2); privileges follow these.
+    effective_roles: frozenset[str] = frozenset()
 
     @property
     def identity(self) -> str:
@@ -67,7 +69,7 @@ class Account:
     @property
     def is_user_admin(self) -> bool:
         """May create, alter and drop users, manage roles and grants."""
-        return self.is_root or bool(self.roles & ADMIN_ROLES)
+        return self.is_root or bool((self.roles | self.effective_roles) & ADMIN_ROLES)
 
     @cached_property
     def token_spec(self) -> TokenAuthSpec | None:

@@ -52,5 +52,12 @@ class ProtectedObjectError(CatalogOperationError):
     """An operation on root or a built-in role that would break the catalog's invariants."""
 
 
+class RoleCycleError(CatalogOperationError):
+    def __init__(self, role: str, granted: str) -> None:
+        super().__init__(f"granting '{granted}' to role '{role}' would make a cycle ('{granted}' already holds it)")
+        self.role = role
+        self.granted = granted
+
+
 class CatalogBusyError(CatalogOperationError):
     """The catalog stayed locked by another process past the busy timeout, or the disk refused the write."""

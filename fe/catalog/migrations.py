@@ -72,9 +72,24 @@ def _v2_plugin_display_and_default_roles(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v3_role_inheritance(conn: sqlite3.Connection) -> None:
+    """GRANT r TO ROLE r2: `role` holds `granted_role` (and everything that holds)."""
+    conn.execute(
+        """
+        CREATE TABLE role_inheritance (
+            role         TEXT NOT NULL REFERENCES roles (name) ON DELETE CASCADE,
+            granted_role TEXT NOT NULL REFERENCES roles (name) ON DELETE CASCADE,
+            PRIMARY KEY (role, granted_role)
+        ) WITHOUT ROWID
+        """
+    )
+    conn.execute("CREATE INDEX role_inheritance_by_granted ON role_inheritance (granted_role)")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _v1_users_roles_grants,
     _v2_plugin_display_and_default_roles,
+    _v3_role_inheritance,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -33,6 +33,7 @@ from fe.catalog.errors import (
     CatalogBusyError,
     CatalogError,
     ProtectedObjectError,
+    RoleCycleError,
     RoleExistsError,
     RoleNotFoundError,
     RoleNotGrantedError,
@@ -278,6 +279,45 @@ class Catalog:
             _insert_grants(conn, name, host, [role for role in roles if role not in held])
             return tuple(role for role in roles if role in held)
 
+    def grant_roles_to_role(self, role: str, roles: Sequence[str]) -> tuple[str, ...]:
+        """GRANT roles TO ROLE role; returns those it already held directly. A grant that closes a cycle fails."""
+        with self._write() as conn:
+            _require_roles(conn, [role, *roles])
+            held = self._roles_of_role(conn, role, direct=True)
+            for granted in roles:
+                if granted == role or role in self._roles_of_role(conn, granted, direct=False):
+                    raise RoleCycleError(role, granted)
+            conn.executemany(
+                "INSERT INTO role_inheritance (role, granted_role) VALUES (?, ?)",
+                [(role, granted) for granted in dict.fromkeys(roles) if granted not in held],
+            )
+            return tuple(granted for granted in roles if granted in held)
+
+    def revoke_roles_from_role(self, role: str, roles: Sequence[str]) -> tuple[str, ...]:
+        """REVOKE roles FROM ROLE role; returns those it did not hold directly."""
+        with self._write() as conn:
+            _require_roles(conn, [role, *roles])
+            held = self._roles_of_role(conn, role, direct=True)
+            conn.executemany(
+                "DELETE FROM role_inheritance WHERE role = ? AND granted_role = ?", [(role, r) for r in roles]
+            )
+            return tuple(granted for granted in roles if granted not in held)
+
+    def roles_of_role(self, role: str) -> tuple[str, ...] | None:
+        """The roles granted to `role` directly, by name; None if there is no such role."""
+        with self._read() as conn:
+            if not conn.execute("SELECT 1 FROM roles WHERE name = ?", (role,)).fetchone():
+                return None
+            return tuple(sorted(self._roles_of_role(conn, role, direct=True)))
+
+    @staticmethod
+    def _roles_of_role(conn: sqlite3.Connection, role: str, *, direct: bool) -> set[str]:
+        if direct:
+            rows = conn.execute("SELECT granted_role FROM role_inheritance WHERE role = ?", (role,))
+        else:
+            rows = conn.execute(_ROLES_HELD_BY_ROLE, (role,))
+        return {granted for (granted,) in rows}
+
     def revoke_roles(self, name: str, host: str, roles: Sequence[str]) -> tuple[str, ...]:
         """Revoke roles (and drop them from the default roles); returns those that were not granted."""
         if name == ROOT_USER and host == ROOT_HOST and ROOT_ROLE in roles:
@@ -328,24 +368,48 @@ class Catalog:
                 (name, host),
             )
         ]
-        return _account(row, _granted_roles(conn, name, host), defaults)
+        effective = [role for (role,) in conn.execute(_EFFECTIVE_ROLES, (name, host))]
+        return _account(row, _granted_roles(conn, name, host), defaults, effective)
 
 
 # --------------------------------------------------------------------- helpers
 
 
-def _account(row: Sequence[str], roles: Iterable[str], default_roles: Iterable[str]) -> Account:
+def _account(
+    row: Sequence[str], roles: Iterable[str], default_roles: Iterable[str], effective_roles: Iterable[str] = ()
+) -> Account:
     name, host, plugin, auth_string, plugin_display, created_at = row
+    direct = frozenset(roles)
     return Account(
         name=name,
         host=host,
         plugin=plugin,
         auth_string=auth_string,
         plugin_display=plugin_display,
-        roles=frozenset(roles),
+        roles=direct,
         default_roles=tuple(default_roles),
         created_at=created_at,
+        effective_roles=direct | frozenset(effective_roles),
     )
+
+
+_EFFECTIVE_ROLES = """
+    WITH RECURSIVE held(role) AS (
+        SELECT role FROM role_grants WHERE user_name = ? AND user_host = ?
+        UNION
+        SELECT inheritance.granted_role FROM role_inheritance AS inheritance JOIN held ON inheritance.role = held.role
+    )
+    SELECT role FROM held
+"""
+
+_ROLES_HELD_BY_ROLE = """
+    WITH RECURSIVE held(role) AS (
+        SELECT granted_role FROM role_inheritance WHERE role = ?
+        UNION
+        SELECT inheritance.granted_role FROM role_inheritance AS inheritance JOIN held ON inheritance.role = held.role
+    )
+    SELECT role FROM held
+"""
 
 
 def _user_exists(conn: sqlite3.Connection, name: str, host: str) -> bool:

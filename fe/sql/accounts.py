@@ -23,6 +23,7 @@ from fe.catalog import (
     CatalogBusyError,
     Credentials,
     ProtectedObjectError,
+    RoleCycleError,
     RoleExistsError,
     RoleNotFoundError,
     RoleNotGrantedError,
@@ -178,6 +179,9 @@ class AccountStatements:
         operation = "GRANT"
         self._require_user_admin(session)
         roles = self._role_names(stmt.roles, operation)
+        if stmt.role is not None:
+            return self._grant_to_role(session, roles, stmt.role, operation)
+        assert stmt.user is not None
         name, host = self._identity(session, stmt.user, operation)
         if ROOT_ROLE in roles:
             self._require_root(session, "grant the role 'root'")
@@ -193,6 +197,9 @@ class AccountStatements:
         operation = "REVOKE"
         self._require_user_admin(session)
         roles = self._role_names(stmt.roles, operation)
+        if stmt.role is not None:
+            return self._revoke_from_role(session, roles, stmt.role, operation)
+        assert stmt.user is not None
         name, host = self._identity(session, stmt.user, operation)
         if ROOT_ROLE in roles:
             self._require_root(session, "revoke the role 'root'")
@@ -206,6 +213,30 @@ class AccountStatements:
             raise errors.wrong_arguments(operation, str(exc)) from None
         for role in not_granted:
             _note(session, errors.ER_ROLE_NOT_GRANTED, f"`{role}`@`%` is not granted to {_who(name, host)}")
+        return _ok(session)
+
+    def _grant_to_role(self, session: Session, roles: tuple[str, ...], role: str, operation: str) -> OkResult:
+        (role,) = self._role_names((role,), operation)
+        if ROOT_ROLE in roles:
+            self._require_root(session, "grant the role 'root'")
+        try:
+            self._catalog.grant_roles_to_role(role, roles)
+        except RoleNotFoundError as exc:
+            raise errors.unknown_authorization_id(exc.role, reason=str(exc)) from None
+        except RoleCycleError as exc:
+            raise errors.wrong_arguments(operation, str(exc)) from None
+        return _ok(session)
+
+    def _revoke_from_role(self, session: Session, roles: tuple[str, ...], role: str, operation: str) -> OkResult:
+        (role,) = self._role_names((role,), operation)
+        if ROOT_ROLE in roles:
+            self._require_root(session, "revoke the role 'root'")
+        try:
+            not_granted = self._catalog.revoke_roles_from_role(role, roles)
+        except RoleNotFoundError as exc:
+            raise errors.unknown_authorization_id(exc.role, reason=str(exc)) from None
+        for granted in not_granted:
+            _note(session, errors.ER_ROLE_NOT_GRANTED, f"`{granted}`@`%` is not granted to role '{role}'")
         return _ok(session)
 
     # ----------------------------------------------------------------- SHOW
@@ -225,6 +256,12 @@ class AccountStatements:
         return show.current_user(session.matched_name, session.matched_host)
 
     def show_grants(self, session: Session, stmt: st.ShowGrants) -> ResultSet:
+        if stmt.role is not None:
+            self._require_user_admin(session)
+            granted = self._catalog.roles_of_role(stmt.role)
+            if granted is None:
+                raise errors.unknown_authorization_id(stmt.role, reason=f"role '{stmt.role}' does not exist")
+            return show.role_grants(stmt.role, granted)
         return show.grants(self._target_account(session, stmt.user, "SHOW GRANTS"))
 
     def show_roles(self, session: Session) -> ResultSet:

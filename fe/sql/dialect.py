@@ -97,6 +97,8 @@ class FeParser(MySQLParser):
         roles = self._parse_role_list_before("TO")
         if roles is None:
             return self._parse_grant()
+        if self._match_text_seq("ROLE"):
+            return self.expression(syntax.GrantRoles(expressions=roles, role=self._parse_role_name()))
         self._match_text_seq("USER")
         return self.expression(syntax.GrantRoles(expressions=roles, this=self._parse_user_spec()))
 
@@ -104,6 +106,8 @@ class FeParser(MySQLParser):
         roles = self._parse_role_list_before("FROM")
         if roles is None:
             return self._parse_revoke()
+        if self._match_text_seq("ROLE"):
+            return self.expression(syntax.RevokeRoles(expressions=roles, role=self._parse_role_name()))
         self._match_text_seq("USER")
         return self.expression(syntax.RevokeRoles(expressions=roles, this=self._parse_user_spec()))
 
@@ -201,8 +205,17 @@ class FeParser(MySQLParser):
         return self.expression(syntax.ShowAuthentication(this=user, all=all_users))
 
     def _parse_show_grants(self) -> syntax.ShowGrants:
-        user = self._parse_user_spec() if self._match(TokenType.FOR) else None
-        return self.expression(syntax.ShowGrants(this=user))
+        if not self._match(TokenType.FOR):
+            return self.expression(syntax.ShowGrants())
+        if self._match_text_seq("ROLE"):
+            return self.expression(syntax.ShowGrants(role=self._parse_role_name()))
+        return self.expression(syntax.ShowGrants(this=self._parse_user_spec()))
+
+    def _parse_role_name(self) -> str:
+        name = self._parse_word()
+        if name is None:
+            self.raise_error("Expected a role name")
+        return t.cast(str, name)
 
     # ----------------------------------------------------------------- pieces
 

@@ -45,6 +45,13 @@ def grants(account: Account | None) -> ResultSet:
     return ResultSet(GRANTS_COLUMNS, [[account.identity, None, f"GRANT {roles} TO {account.identity}"]])
 
 
+def role_grants(role: str, granted: Iterable[str]) -> ResultSet:
+    """SHOW GRANTS FOR ROLE: `GRANT 'r1', 'r2' TO ROLE 'role'` (Catalog NULL), as StarRocks lists role grants."""
+    columns = (Column("RoleName"), Column("Catalog"), Column("Grants"))
+    names = ", ".join(f"'{name}'" for name in granted)
+    return ResultSet(columns, [[role, None, f"GRANT {names} TO ROLE '{role}'"]] if names else [])
+
+
 def roles(entries: Iterable[tuple[str, bool]]) -> ResultSet:
     columns = (Column("Name"), Column("Builtin"), Column("Comment"))
     return ResultSet(columns, [[name, "true" if builtin else "false", ""] for name, builtin in sorted(entries)])

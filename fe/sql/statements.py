@@ -73,14 +73,18 @@ class DropRole:
 
 @dataclass(frozen=True)
 class GrantRoles:
+    """To a user, or (when `role` is set) to a role."""
+
     roles: tuple[str, ...]
-    user: UserRef
+    user: UserRef | None = None
+    role: str | None = None
 
 
 @dataclass(frozen=True)
 class RevokeRoles:
     roles: tuple[str, ...]
-    user: UserRef
+    user: UserRef | None = None
+    role: str | None = None
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,7 @@ class ShowCurrentUser:
 @dataclass(frozen=True)
 class ShowGrants:
     user: UserRef | None = None
+    role: str | None = None
 
 
 @dataclass(frozen=True)
@@ -272,10 +277,14 @@ def _bind_drop_role(tree: syntax.DropRole, sql: str) -> Statement:
 
 
 def _bind_grant_roles(tree: syntax.GrantRoles, sql: str) -> Statement:
+    if tree.args.get("role") is not None:
+        return GrantRoles(roles=_names(tree), role=tree.args["role"])
     return GrantRoles(roles=_names(tree), user=_required_user(tree.this))
 
 
 def _bind_revoke_roles(tree: syntax.RevokeRoles, sql: str) -> Statement:
+    if tree.args.get("role") is not None:
+        return RevokeRoles(roles=_names(tree), role=tree.args["role"])
     return RevokeRoles(roles=_names(tree), user=_required_user(tree.this))
 
 
@@ -288,7 +297,7 @@ def _bind_show_authentication(tree: syntax.ShowAuthentication, sql: str) -> Stat
 
 
 def _bind_show_grants(tree: syntax.ShowGrants, sql: str) -> Statement:
-    return ShowGrants(user=_user(tree.this))
+    return ShowGrants(user=_user(tree.this), role=tree.args.get("role"))
 
 
 def _bind_set(tree: exp.Set, sql: str) -> Statement:

@@ -57,11 +57,13 @@ class DropRole(exp.Expression):
 
 
 class GrantRoles(exp.Expression):
-    arg_types: t.ClassVar[dict[str, bool]] = {"expressions": True, "this": True}
+    """GRANT r[, r] TO [USER] user, or (with `role`) GRANT r[, r] TO ROLE role."""
+
+    arg_types: t.ClassVar[dict[str, bool]] = {"expressions": True, "this": False, "role": False}
 
 
 class RevokeRoles(exp.Expression):
-    arg_types: t.ClassVar[dict[str, bool]] = {"expressions": True, "this": True}
+    arg_types: t.ClassVar[dict[str, bool]] = {"expressions": True, "this": False, "role": False}
 
 
 class SetPassword(exp.Expression):
@@ -81,7 +83,7 @@ class ShowCurrentUser(exp.Expression):
 
 
 class ShowGrants(exp.Expression):
-    arg_types: t.ClassVar[dict[str, bool]] = {"this": False}
+    arg_types: t.ClassVar[dict[str, bool]] = {"this": False, "role": False}
 
 
 class ShowRoles(exp.Expression):
