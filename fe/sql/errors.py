@@ -23,6 +23,7 @@ ER_PASSWORD_FORMAT = 1372
 ER_CANNOT_USER = 1396
 ER_PLUGIN_IS_NOT_LOADED = 1524
 ER_SET_PASSWORD_AUTH_PLUGIN = 1699
+ER_NO_DB_ERROR = 1046
 ER_BAD_DB = 1049
 ER_EMPTY_QUERY = 1065
 ER_USER_DOES_NOT_EXIST = 3162  # a Note: "Authorization ID 'u'@'h' does not exist." (IF EXISTS)
@@ -101,6 +102,10 @@ def read_only_variable(name: str) -> SqlError:
 
 def wrong_value_for_variable(name: str, value: object) -> SqlError:
     return SqlError(ER_WRONG_VALUE_FOR_VAR, "42000", f"Variable '{name}' can't be set to the value of '{value}'")
+
+
+def no_database_selected() -> SqlError:
+    return SqlError(ER_NO_DB_ERROR, "3D000", "No database selected")
 
 
 def unknown_database(name: str) -> SqlError:

@@ -76,13 +76,23 @@ class Executor:
             session.warnings = [Warning_("Error", error.code, error.message)]
             raise error from None
 
-    def use_database(self, session: Session, db: str) -> None:
-        """COM_INIT_DB and USE."""
+    def _show_tables(self, session: Session, statement: st.ShowTables) -> ResultSet:
+        database = statement.database or session.database
+        if not database:
+            raise errors.no_database_selected()
+        name = self._database_name(database)
+        columns = [Column(f"Tables_in_{name}")] + ([Column("Table_type")] if statement.full else [])
+        return ResultSet(columns, [])
+
+    def _database_name(self, db: str) -> str:
         for name in DATABASES:
             if name.lower() == db.lower():
-                session.database = name
-                return
+                return name
         raise errors.unknown_database(db)
+
+    def use_database(self, session: Session, db: str) -> None:
+        """COM_INIT_DB and USE."""
+        session.database = self._database_name(db)
 
     # ----------------------------------------------------------------- parsing
 
@@ -139,6 +149,8 @@ class Executor:
                 return show.variables(self._visible_variables(session), statement.like)
             case st.ShowStatus():
                 return show.variables(self._status() if self._status is not None else {}, statement.like)
+            case st.ShowTables():
+                return self._show_tables(session, statement)
             case st.ShowDatabases():
                 return show.databases(DATABASES, statement.like)
             case st.UseDatabase():

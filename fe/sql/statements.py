@@ -172,6 +172,15 @@ class ShowStatus:
 
 
 @dataclass(frozen=True)
+class ShowTables:
+    """SHOW [FULL] TABLES [FROM db] [LIKE ...]: fe keeps no tables, so always an empty list (the mysql client asks
+    for it on USE, for name completion)."""
+
+    database: str | None = None
+    full: bool = False
+
+
+@dataclass(frozen=True)
 class ShowDatabases:
     like: str | None = None
 
@@ -200,6 +209,7 @@ Statement = (
     | ShowWarnings
     | ShowVariables
     | ShowStatus
+    | ShowTables
     | ShowDatabases
     | UseDatabase
 )
@@ -431,6 +441,9 @@ def _bind_show(tree: exp.Show, sql: str) -> Statement:
         return ShowDatabases(like=like)
     if kind == "STATUS":
         return ShowStatus(like=like)
+    if kind == "TABLES":
+        db = tree.args.get("db")
+        return ShowTables(database=db.name if db is not None else None, full=bool(tree.args.get("full")))
     raise unsupported(sql)
 
 

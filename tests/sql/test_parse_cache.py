@@ -20,12 +20,3 @@ async def test_account_statements_are_not_remembered(executor: Executor, root: S
     await executor.execute(root, "SELECT 1")
     assert "SELECT 1" in executor._parsed
     assert all("Secret-pw-9" not in text for text in executor._parsed)
-
-
-async def test_show_status_reads_the_provider_each_time(catalog, settings, root: Session) -> None:
-    counters = {"Connections": 1, "Fe_logins_failed": 0}
-    executor = Executor(catalog, settings, status=lambda: dict(counters))
-    assert await rows(executor, root, "SHOW STATUS") == [["Connections", "1"], ["Fe_logins_failed", "0"]]
-    counters["Fe_logins_failed"] = 3
-    assert await rows(executor, root, "SHOW GLOBAL STATUS LIKE 'fe\\_%'") == [["Fe_logins_failed", "3"]]
-    assert await rows(Executor(catalog, settings), root, "SHOW SESSION STATUS") == []
