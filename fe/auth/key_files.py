@@ -15,10 +15,11 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from fe.auth.errors import TokenRejected
 from fe.auth.jwk import KeyParseError, KeySet, parse_key_document
+from fe.auth.token_spec import InvalidAuthString, conf_relative_path
 from fe.config import Settings
 
 log = logging.getLogger("fe.auth.keys")
@@ -101,9 +102,10 @@ class LocalKeySource:
             state.keys, state.error, state.fingerprint = keys, None, fingerprint
 
     def _resolve_inside_conf(self, name: str) -> Path:
-        relative = PurePosixPath(name.replace("\\", "/"))
-        if relative.is_absolute() or ".." in relative.parts or "://" in name or name.startswith("~"):
-            raise _Unusable("path must stay inside conf/")
+        try:
+            relative = conf_relative_path(name)
+        except InvalidAuthString:
+            raise _Unusable("path must stay inside conf/") from None
         conf = self._settings.conf_dir.resolve()
         path = (conf / relative).resolve(strict=True)
         if not path.is_relative_to(conf):

@@ -50,9 +50,6 @@ class TokenAuthSpec:
     def is_remote(self) -> bool:
         return self.jwks_url.startswith(("http://", "https://"))
 
-    def local_path(self, conf_dir: Path) -> Path:
-        return conf_dir / self.jwks_url
-
     def to_json(self) -> str:
         """The normalised form, stored in the catalog and shown by SHOW AUTHENTICATION."""
         doc: dict[str, object] = {"jwks_url": self.jwks_url, "principal_field": self.principal_field}
@@ -159,6 +156,24 @@ def _string_list(doc: dict[str, object], key: str) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(items))
 
 
+def conf_relative_path(name: str) -> PurePosixPath:
+    """A key file's `jwks_url` as a path inside conf/: relative, no `..`, no `~`, no drive letter, no URL scheme.
+
+    Raises InvalidAuthString saying what is wrong. Links are checked where the path is resolved (at CREATE USER,
+    and again each time the file is read).
+    """
+    if "://" in name:
+        raise InvalidAuthString(
+            f"'jwks_url' {name!r}: only http:// and https:// URLs or a file under conf/ are allowed"
+        )
+    relative = PurePosixPath(name.replace("\\", "/"))
+    if relative.is_absolute() or name.startswith("~") or (len(name) > 1 and name[1] == ":"):
+        raise InvalidAuthString(f"'jwks_url' {name!r} must be a path relative to conf/, not an absolute path")
+    if ".." in relative.parts:
+        raise InvalidAuthString(f"'jwks_url' {name!r} escapes conf/")
+    return relative
+
+
 def _check_jwks_location(jwks_url: str, conf_dir: Path) -> list[str]:
     lowered = jwks_url.lower()
     if lowered.startswith(("http://", "https://")):
@@ -176,15 +191,7 @@ def _check_jwks_location(jwks_url: str, conf_dir: Path) -> list[str]:
         if not jwks_url.startswith(("http://", "https://")):
             raise InvalidAuthString("'jwks_url' scheme must be lower-case http:// or https://")
         return []
-    if "://" in jwks_url:
-        raise InvalidAuthString(
-            f"'jwks_url' {jwks_url!r}: only http:// and https:// URLs or a file under conf/ are allowed"
-        )
-    relative = PurePosixPath(jwks_url.replace("\\", "/"))
-    if relative.is_absolute() or jwks_url.startswith("~") or (len(jwks_url) > 1 and jwks_url[1] == ":"):
-        raise InvalidAuthString(f"'jwks_url' {jwks_url!r} must be a path relative to conf/, not an absolute path")
-    if ".." in relative.parts:
-        raise InvalidAuthString(f"'jwks_url' {jwks_url!r} escapes conf/")
+    relative = conf_relative_path(jwks_url)
     path = conf_dir / relative
     try:
         resolved = path.resolve()

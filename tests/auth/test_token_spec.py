@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
-from fe.auth.token_spec import NO_AUDIENCE_WARNING, InvalidAuthString, TokenAuthSpec, parse_token_auth_string
+from fe.auth.token_spec import (
+    NO_AUDIENCE_WARNING,
+    InvalidAuthString,
+    TokenAuthSpec,
+    conf_relative_path,
+    parse_token_auth_string,
+)
 
 
 @pytest.fixture
@@ -56,7 +62,7 @@ def test_full_local(conf: Path) -> None:
         },
     )
     assert not spec.is_remote
-    assert spec.local_path(conf) == conf / "idp.jwks"
+    assert conf_relative_path(spec.jwks_url) == PurePosixPath("idp.jwks")
     assert spec.required_issuer == ("https://a",)
     assert spec.required_audience == ("x", "y")
     assert spec.allowed_algorithms == ("ES256", "EdDSA")
