@@ -175,10 +175,6 @@ class Catalog:
         with self._read() as conn:
             return [(name, bool(builtin)) for name, builtin in conn.execute("SELECT name, builtin FROM roles")]
 
-    def role_exists(self, role: str) -> bool:
-        with self._read() as conn:
-            return conn.execute("SELECT 1 FROM roles WHERE name = ?", (role,)).fetchone() is not None
-
     # ----------------------------------------------------------------- users
 
     def create_user(

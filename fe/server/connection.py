@@ -6,7 +6,6 @@ import asyncio
 import logging
 import os
 import time
-from dataclasses import dataclass
 
 from fe.mysql import messages
 from fe.mysql.codec import MalformedPacket, PacketTooLarge
@@ -40,12 +39,6 @@ _NONCE_ALPHABET = bytes(range(0x21, 0x7F))
 def make_nonce() -> bytes:
     """20 printable bytes: libmysqlclient NUL-terminates the scramble, so it must hold no zero byte."""
     return bytes(_NONCE_ALPHABET[b % len(_NONCE_ALPHABET)] for b in os.urandom(20))
-
-
-@dataclass
-class Handshake:
-    capabilities: int
-    nonce: bytes
 
 
 class Connection:
