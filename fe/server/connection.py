@@ -134,7 +134,7 @@ class Connection:
             try:
                 self.server.executor.use_database(self.session, hello.database)
             except SqlError as exc:
-                self.stream.send((messages.err(exc.code, exc.sqlstate, exc.message),), exchange.seq)
+                self.stream.send((_sql_error(exc),), exchange.seq)
                 self.session = None
                 self.stream.close()
                 return
@@ -248,7 +248,7 @@ class Connection:
                 self.server.executor.use_database(session, body.decode("utf-8", "replace"))
                 self.stream.send((messages.ok(status=self._status()),), seq)
             except SqlError as exc:
-                self.stream.send((messages.err(exc.code, exc.sqlstate, exc.message),), seq)
+                self.stream.send((_sql_error(exc),), seq)
         elif command == Command.FIELD_LIST:
             self.stream.send((self._end_of_rows(),), seq)
         elif command == Command.RESET_CONNECTION:
@@ -277,7 +277,7 @@ class Connection:
         try:
             result = await self.server.executor.execute(session, sql)
         except SqlError as exc:
-            self.stream.send((messages.err(exc.code, exc.sqlstate, exc.message),), seq)
+            self.stream.send((_sql_error(exc),), seq)
             return
         except Exception:
             log.exception("connection %d: statement failed unexpectedly: %.200s", self.connection_id, sql)
@@ -326,6 +326,10 @@ class Connection:
         self.session = session
         self.stream.send((messages.ok(status=self._status()),), exchange.seq)
         return True
+
+
+def _sql_error(exc: SqlError) -> bytes:
+    return messages.err(exc.code, exc.sqlstate, exc.message)
 
 
 class _SequenceError(Exception):
