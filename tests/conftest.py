@@ -12,9 +12,9 @@ from tests.support.server import FeProcess, running_fe
 ROOT_PASSWORD = "Root#Pass-1"
 
 
-def root_execute(server: FeProcess, *statements: str, password: str = ROOT_PASSWORD) -> list[tuple]:
-    """Run statements as root over TLS; returns the rows of the last one."""
-    connection = pymysql.connect(
+def root_connection(server: FeProcess, password: str = ROOT_PASSWORD) -> pymysql.connections.Connection:
+    """A PyMySQL session as root over TLS (the server's certificate is self-signed)."""
+    return pymysql.connect(
         host=server.host,
         port=server.port,
         user="root",
@@ -22,6 +22,11 @@ def root_execute(server: FeProcess, *statements: str, password: str = ROOT_PASSW
         ssl={"check_hostname": False, "verify_mode": 0},
         connect_timeout=10,
     )
+
+
+def root_execute(server: FeProcess, *statements: str, password: str = ROOT_PASSWORD) -> list[tuple]:
+    """Run statements as root over TLS; returns the rows of the last one."""
+    connection = root_connection(server, password)
     try:
         rows: list[tuple] = []
         with connection.cursor() as cursor:

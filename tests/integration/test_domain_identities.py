@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import pymysql
-
-from tests.conftest import ROOT_PASSWORD, root_execute
+from tests.conftest import root_connection, root_execute
 from tests.support.clients import ALL_CLIENTS
 from tests.support.server import FeProcess
 
@@ -27,13 +25,7 @@ def test_domain_identity_matches_its_resolved_addresses(fe_server: FeProcess) ->
 def test_the_documentation_example_verbatim(fe_server: FeProcess) -> None:
     # One session for all of it: a later login would make the server look example_domain up, and tests send
     # nothing beyond this machine, DNS included.
-    connection = pymysql.connect(
-        host=fe_server.host,
-        port=fe_server.port,
-        user="root",
-        password=ROOT_PASSWORD,
-        ssl={"check_hostname": False, "verify_mode": 0},
-    )
+    connection = root_connection(fe_server)
     try:
         with connection.cursor() as cursor:
             cursor.execute("CREATE USER 'jack'@['example_domain'] IDENTIFIED BY '12345';")
