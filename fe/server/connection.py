@@ -203,8 +203,7 @@ class Connection:
         idle = self.settings.idle_timeout_seconds
         while True:
             try:
-                async with asyncio.timeout(idle):
-                    packet = await self.stream.read_packet()
+                packet = await self.stream.read_packet(idle)
             except TimeoutError:
                 self._fail_fatal(4031, "HY000", "The client was disconnected by the server because of inactivity.", 0)
                 return
@@ -221,8 +220,7 @@ class Connection:
                 return
             keep_going = await self._dispatch(packet)
             try:
-                async with asyncio.timeout(min(idle, WRITE_TIMEOUT_SECONDS)):
-                    await self.stream.drain()
+                await self.stream.drain(min(idle, WRITE_TIMEOUT_SECONDS))
             except TimeoutError:
                 # The client stopped reading our replies: nothing more can reach it, and a close would wait for
                 # the unsent bytes forever. Drop the connection.

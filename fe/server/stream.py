@@ -106,25 +106,39 @@ class PacketStream(asyncio.Protocol):
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    async def read_packet(self) -> Packet:
-        """The next whole packet; raises PacketTooLarge or ConnectionClosed."""
-        while True:
-            packet = self.decoder.next_packet()
-            if packet is not None:
-                if self._paused_reading and self.transport and self.decoder.buffered <= self.decoder.limit:
-                    self._paused_reading = False
-                    self.transport.resume_reading()
-                return packet
-            if self._failure is not None:
-                raise self._failure
-            if self._eof:
-                raise ConnectionClosed("connection closed by peer")
-            self.flush()
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
+    async def read_packet(self, timeout: float | None = None) -> Packet:
+        """The next whole packet; raises PacketTooLarge, ConnectionClosed, or TimeoutError when `timeout` seconds
+        pass without one."""
+        timer: asyncio.TimerHandle | None = None
+        try:
+            while True:
+                packet = self.decoder.next_packet()
+                if packet is not None:
+                    if self._paused_reading and self.transport and self.decoder.buffered <= self.decoder.limit:
+                        self._paused_reading = False
+                        self.transport.resume_reading()
+                    return packet
+                if self._failure is not None:
+                    raise self._failure
+                if self._eof:
+                    raise ConnectionClosed("connection closed by peer")
+                self.flush()
+                loop = asyncio.get_running_loop()
+                if timeout is not None and timer is None:
+                    # One timer per call, not an asyncio.timeout() per packet: this wait is on every command.
+                    timer = loop.call_later(timeout, self._time_out_waiter)
+                self._waiter = loop.create_future()
+                try:
+                    await self._waiter
+                finally:
+                    self._waiter = None
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _time_out_waiter(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(TimeoutError())
 
     def set_packet_limit(self, limit: int) -> None:
         self.decoder.limit = limit
@@ -161,14 +175,22 @@ class PacketStream(asyncio.Protocol):
         else:
             self.transport.write(data)
 
-    async def drain(self) -> None:
+    async def drain(self, timeout: float | None = None) -> None:
+        """Send what is queued and, while the transport's buffer is over its high-water mark, wait for the client
+        to read; TimeoutError after `timeout` seconds of that."""
         self.flush()
         if self._write_paused and self.transport and not self.transport.is_closing():
-            self._drain_waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            waiter = self._drain_waiter = loop.create_future()
+            timer = None
+            if timeout is not None:
+                timer = loop.call_later(timeout, _fail_unless_done, waiter, TimeoutError())
             try:
-                await self._drain_waiter
+                await waiter
             finally:
                 self._drain_waiter = None
+                if timer is not None:
+                    timer.cancel()
 
     # ---- TLS ----
 
@@ -189,8 +211,8 @@ class PacketStream(asyncio.Protocol):
         await self._handshake_done
 
     def _pump_tls(self) -> None:
-        tls = self._tls
-        assert tls is not None
+        tls, tls_in = self._tls, self._tls_in
+        assert tls is not None and tls_in is not None
         done = self._handshake_done
         if done is not None and not done.done():
             try:
@@ -225,6 +247,8 @@ class PacketStream(asyncio.Protocol):
                 self._wake()
                 break
             self._feed(chunk)
+            if not tls_in.pending and not tls.pending():
+                break  # nothing left to decrypt: spare the SSLWantReadError another read() would raise
         self._flush_tls()
 
     def _flush_tls(self) -> None:
@@ -257,3 +281,8 @@ class PacketStream(asyncio.Protocol):
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
+
+
+def _fail_unless_done(future: asyncio.Future[None], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
