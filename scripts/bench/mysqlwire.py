@@ -9,12 +9,15 @@ just enough of the protocol for that:
   mysql_clear_password (TLS only) and authentication_openid_connect_client (the token packet);
 - AuthSwitchRequest / AuthMoreData; COM_QUERY with text result sets (EOF or DEPRECATE_EOF); COM_QUIT.
 
-Every read has a deadline; every failure raises WireError.
+The SSLRequest and the ClientHello leave in one write (real clients send them back to back, without waiting for
+an answer, so a server must cope with both arriving in one read). Each step (login, query, quit) has a
+deadline; every failure raises WireError.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import ssl
 import struct
@@ -113,7 +116,7 @@ def scramble_caching_sha2(password: str, nonce: bytes) -> bytes:
     stage1 = hashlib.sha256(password.encode()).digest()
     stage2 = hashlib.sha256(stage1).digest()
     mask = hashlib.sha256(stage2 + nonce).digest()
-    return bytes(a ^ b for a, b in zip(stage1, mask, strict=True))
+    return _xor(stage1, mask)
 
 
 def scramble_native(password: str, nonce: bytes) -> bytes:
@@ -123,7 +126,11 @@ def scramble_native(password: str, nonce: bytes) -> bytes:
     stage1 = hashlib.sha1(password.encode()).digest()
     stage2 = hashlib.sha1(stage1).digest()
     mask = hashlib.sha1(nonce + stage2).digest()
-    return bytes(a ^ b for a, b in zip(stage1, mask, strict=True))
+    return _xor(stage1, mask)
+
+
+def _xor(a: bytes, b: bytes) -> bytes:
+    return (int.from_bytes(a, "little") ^ int.from_bytes(b, "little")).to_bytes(len(a), "little")
 
 
 # -- encoding helpers -----------------------------------------------------------------------------------------
@@ -203,16 +210,34 @@ def token_packet(token: str) -> bytes:
 # -- the connection -------------------------------------------------------------------------------------------
 
 
-class Connection:
-    """One client connection. Use `await Connection.open(...)`, then `query()` and `quit()`."""
+class Connection(asyncio.Protocol):
+    """One client connection. Use `await Connection.open(...)`, then `query()` and `quit()`.
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, timeout: float) -> None:
-        self.reader = reader
-        self.writer = writer
+    A plain asyncio Protocol: TLS runs over memory BIOs here rather than in asyncio's SSL transport, replies are
+    framed from what data_received delivered, and each operation (login, query, quit) has one timer that fails the
+    waiting read, so no task or wait_for is made per packet.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
         self.timeout = timeout
         self.seq = 0
         self.capabilities = 0
         self.greeting: Greeting | None = None
+        self.transport: asyncio.Transport | None = None
+        self._loop = loop
+        self._data = b""  # received plaintext; bytes before _pos are parsed already
+        self._pos = 0
+        self._waiter: asyncio.Future[None] | None = None
+        self._failure: WireError | None = None
+        self._eof = False  # no more data will come (TLS close_notify or TCP EOF)
+        self._peer_closed = False  # TCP EOF or connection lost
+        self._timer: asyncio.TimerHandle | None = None
+        self._connecting: asyncio.Task[object] | None = None
+        self._connect_timed_out = False
+        self._tls: ssl.SSLObject | None = None
+        self._tls_in = ssl.MemoryBIO()
+        self._tls_out = ssl.MemoryBIO()
+        self._handshaking = False
 
     @classmethod
     async def open(
@@ -225,56 +250,225 @@ class Connection:
         timeout: float = 10.0,
     ) -> Connection:
         """Connect, upgrade to TLS (if `tls` is given) and log in; raises WireError on any failure."""
+        loop = asyncio.get_running_loop()
+        connection = cls(loop, timeout)
+        connection._arm("login")
+        task = asyncio.current_task()
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-        except (OSError, TimeoutError) as exc:
-            raise WireError(f"connect failed: {exc!r}") from exc
-        connection = cls(reader, writer, timeout)
-        try:
-            await asyncio.wait_for(connection._login(user, credential, tls), timeout)
-        except BaseException as exc:
+            connection._connecting = task
+            try:
+                await loop.create_connection(lambda: connection, host, port)
+            finally:
+                connection._connecting = None
+            await connection._login(user, credential, tls)
+        except asyncio.CancelledError:
             connection.abort()
-            if isinstance(exc, TimeoutError):
-                raise WireError("login timed out") from exc
-            if isinstance(exc, (OSError, ssl.SSLError, asyncio.IncompleteReadError)):
-                raise WireError(f"login failed: {exc!r}") from exc
+            if connection._connect_timed_out and task is not None and task.uncancel() == 0:
+                raise WireError("connect timed out") from None
             raise
+        except OSError as exc:
+            connection.abort()
+            raise WireError(f"connect failed: {exc!r}") from exc
+        except BaseException:
+            connection.abort()
+            raise
+        finally:
+            connection._disarm()
         return connection
 
-    # packets
+    # asyncio.Protocol callbacks
 
-    async def read_packet(self) -> bytes:
-        header = await self.reader.readexactly(4)
-        length = header[0] | header[1] << 8 | header[2] << 16
-        self.seq = (header[3] + 1) & 0xFF
-        payload = await self.reader.readexactly(length)
-        if length == 0xFFFFFF:
-            payload += await self.read_packet()
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self._tls is None:
+            self._append(data)
+        else:
+            self._tls_in.write(data)
+            self._pump_tls()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self._eof = self._peer_closed = True
+        self._wake()
+        return False  # the transport closes itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._eof = self._peer_closed = True
+        if exc is not None and self._failure is None:
+            self._failure = WireError(f"connection lost: {exc!r}")
+        self._wake()
+
+    # reading
+
+    def _append(self, data: bytes) -> None:
+        if self._pos >= len(self._data):
+            self._data = data
+        else:
+            self._data = self._data[self._pos :] + data
+        self._pos = 0
+
+    def _next_packet(self) -> bytes | None:
+        data, pos = self._data, self._pos
+        if len(data) - pos < 4:
+            return None
+        end = pos + 4 + (data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16)
+        if len(data) < end:
+            return None
+        self.seq = (data[pos + 3] + 1) & 0xFF
+        self._pos = end
+        return data[pos + 4 : end]
+
+    async def _read_packet(self) -> bytes:
+        payload = self._next_packet()
+        while payload is None:
+            await self._wait()
+            payload = self._next_packet()
+        if len(payload) == 0xFFFFFF:
+            payload += await self._read_packet()
         return payload
 
-    def write_packet(self, payload: bytes) -> None:
+    async def _wait(self) -> None:
+        """Until data_received, EOF, a failure or the timer; raises once the connection has failed or ended."""
+        if self._failure is not None:
+            raise self._failure
+        if self._eof:
+            raise WireError("the server closed the connection")
+        waiter = self._waiter = self._loop.create_future()
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _fail(self, failure: WireError) -> None:
+        if self._failure is None:
+            self._failure = failure
+        if self.transport is not None:
+            self.transport.abort()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(failure)
+
+    # deadlines
+
+    def _arm(self, what: str) -> None:
+        self._disarm()
+        self._timer = self._loop.call_later(self.timeout, self._expire, what)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self, what: str) -> None:
+        self._timer = None
+        if self._connecting is not None:
+            self._connect_timed_out = True
+            self._connecting.cancel()
+        self._fail(WireError(f"{what} timed out"))
+
+    # TLS
+
+    def _start_tls(self, context: ssl.SSLContext, first_packet: bytes) -> None:
+        """Begin the handshake: `first_packet` (the SSLRequest) and the ClientHello leave in one write."""
+        self._tls = context.wrap_bio(self._tls_in, self._tls_out)
+        self._handshaking = True
+        self._data, self._pos = b"", 0
+        with contextlib.suppress(ssl.SSLWantReadError):
+            self._tls.do_handshake()
+        self._write_raw(first_packet + self._tls_out.read())
+
+    def _pump_tls(self) -> None:
+        tls = self._tls
+        assert tls is not None
+        if self._handshaking:
+            try:
+                tls.do_handshake()
+            except ssl.SSLWantReadError:
+                self._flush_tls()  # normally nothing; a second ClientHello after a HelloRetryRequest
+                return
+            except (ssl.SSLError, OSError) as exc:
+                self._fail(WireError(f"TLS handshake failed: {exc!r}"))
+                return
+            # The client's Finished stays in the BIO and leaves with the next packet (HandshakeResponse41).
+            self._handshaking = False
+        chunks = []
+        while True:
+            try:
+                chunk = tls.read(65536)
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLZeroReturnError:
+                self._eof = True
+                break
+            except (ssl.SSLError, OSError) as exc:
+                self._fail(WireError(f"TLS error: {exc!r}"))
+                return
+            if not chunk:
+                self._eof = True
+                break
+            chunks.append(chunk)
+            if not self._tls_in.pending and not tls.pending():
+                break  # spare the SSLWantReadError another read would raise
+        if chunks:
+            self._append(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+    def _flush_tls(self) -> None:
+        if self._tls_out.pending:
+            self._write_raw(self._tls_out.read())
+
+    # writing
+
+    def _write_raw(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            raise self._failure or WireError("the connection is closed")
+        transport.write(data)
+
+    def _send(self, payload: bytes) -> None:
+        """Frame one packet and write it (with anything TLS still has to send) in one transport.write."""
         if len(payload) >= 0xFFFFFF:
             raise WireError("packet too large for this client")
-        self.writer.write(struct.pack("<I", len(payload))[:3] + bytes((self.seq,)) + payload)
+        packet = struct.pack("<I", len(payload) | self.seq << 24) + payload
         self.seq = (self.seq + 1) & 0xFF
+        if self._tls is None:
+            self._write_raw(packet)
+            return
+        try:
+            self._tls.write(packet)
+        except (ssl.SSLError, OSError) as exc:
+            raise WireError(f"TLS error: {exc!r}") from exc
+        self._write_raw(self._tls_out.read())
 
     # login
 
     async def _login(self, user: str, credential: Credential, tls: ssl.SSLContext | None) -> None:
-        greeting = parse_greeting(await self.read_packet())
+        greeting = parse_greeting(await self._read_packet())
         self.greeting = greeting
         self.capabilities = WANTED_CAPABILITIES & greeting.capabilities
         if tls is not None:
             if not greeting.capabilities & CLIENT_SSL:
                 raise WireError("server does not offer TLS")
-            self.write_packet(struct.pack("<IIB23x", self.capabilities, MAX_PACKET, UTF8MB4_GENERAL_CI))
-            await self.writer.start_tls(tls)
+            ssl_request = struct.pack("<IIB23x", self.capabilities, MAX_PACKET, UTF8MB4_GENERAL_CI)
+            packet = struct.pack("<I", len(ssl_request) | self.seq << 24) + ssl_request
+            self.seq = (self.seq + 1) & 0xFF
+            self._start_tls(tls, packet)
+            while self._handshaking:
+                await self._wait()
         else:
             self.capabilities &= ~CLIENT_SSL
+        secure = tls is not None
         plugin = greeting.plugin or PLUGIN_NATIVE
-        auth_response = self._auth_response(plugin, credential, greeting.nonce)
-        self.write_packet(self._handshake_response(user, plugin, auth_response))
-        await self._authenticate(plugin, credential, tls is not None)
+        auth_response = self._auth_response(plugin, credential, greeting.nonce, secure)
+        self._send(self._handshake_response(user, plugin, auth_response))
+        await self._authenticate(plugin, credential, secure)
 
     def _handshake_response(self, user: str, plugin: str, auth_response: bytes) -> bytes:
         head = struct.pack("<IIB23x", self.capabilities, MAX_PACKET, UTF8MB4_GENERAL_CI) + user.encode() + b"\x00"
@@ -288,10 +482,12 @@ class Connection:
         return head + auth + tail
 
     @staticmethod
-    def _auth_response(plugin: str, credential: Credential, nonce: bytes) -> bytes:
+    def _auth_response(plugin: str, credential: Credential, nonce: bytes, secure: bool) -> bytes:
         if plugin == PLUGIN_OIDC_CLIENT:
             if not isinstance(credential, Token):
                 raise WireError("server asked for a token, but this login has a password")
+            if not secure:
+                raise WireError("refusing to send a token without TLS")
             return token_packet(credential.value)
         if isinstance(credential, Token):
             return b""  # a token user: the server switches to the token plugin after reading the name
@@ -300,12 +496,14 @@ class Connection:
         if plugin == PLUGIN_NATIVE:
             return scramble_native(credential.value, nonce)
         if plugin == PLUGIN_CLEAR:
+            if not secure:
+                raise WireError("refusing to send a cleartext password without TLS")
             return credential.value.encode() + b"\x00"
         raise WireError(f"unsupported auth plugin {plugin!r}")
 
     async def _authenticate(self, plugin: str, credential: Credential, secure: bool) -> None:
         for _round in range(8):
-            payload = await self.read_packet()
+            payload = await self._read_packet()
             kind = payload[0] if payload else -1
             if kind == 0x00:
                 return
@@ -314,12 +512,8 @@ class Connection:
             if kind == 0xFE:  # AuthSwitchRequest
                 name, _, data = payload[1:].partition(b"\x00")
                 plugin = name.decode("ascii", "replace")
-                if plugin == PLUGIN_CLEAR and not secure:
-                    raise WireError("refusing to send a cleartext password without TLS")
-                if plugin == PLUGIN_OIDC_CLIENT and not secure:
-                    raise WireError("refusing to send a token without TLS")
                 nonce = data[:-1] if data.endswith(b"\x00") else data
-                self.write_packet(self._auth_response(plugin, credential, nonce))
+                self._send(self._auth_response(plugin, credential, nonce, secure))
                 continue
             if kind == 0x01 and plugin == PLUGIN_CACHING_SHA2:  # AuthMoreData
                 if payload[1:] == b"\x03":  # fast auth succeeded; OK follows
@@ -327,7 +521,7 @@ class Connection:
                 if payload[1:] == b"\x04":  # full auth: cleartext password, only over TLS
                     if not secure or not isinstance(credential, Password):
                         raise WireError("server asked for full authentication without TLS")
-                    self.write_packet(credential.value.encode() + b"\x00")
+                    self._send(credential.value.encode() + b"\x00")
                     continue
             raise WireError(f"unexpected packet during login: {payload[:16]!r}")
         raise WireError("too many authentication rounds")
@@ -337,23 +531,27 @@ class Connection:
     async def query(self, sql: str) -> list[tuple[bytes | None, ...]]:
         """Run one statement; returns its rows (empty for statements without a result set)."""
         self.seq = 0
-        self.write_packet(COM_QUERY + sql.encode())
-        return await asyncio.wait_for(self._read_result(), self.timeout)
+        self._send(COM_QUERY + sql.encode())
+        self._arm("query")
+        try:
+            return await self._read_result()
+        finally:
+            self._disarm()
 
     async def _read_result(self) -> list[tuple[bytes | None, ...]]:
-        payload = await self.read_packet()
+        payload = await self._read_packet()
         if payload[0] == 0x00:
             return []
         if payload[0] == 0xFF:
             raise parse_error(payload)
         column_count, _ = read_lenenc_int(payload, 0)
         for _column in range(column_count):
-            await self.read_packet()
+            await self._read_packet()
         if not self.capabilities & CLIENT_DEPRECATE_EOF:
-            await self.read_packet()  # EOF after the column definitions
+            await self._read_packet()  # EOF after the column definitions
         rows: list[tuple[bytes | None, ...]] = []
         while True:
-            payload = await self.read_packet()
+            payload = await self._read_packet()
             if payload[0] == 0xFE and len(payload) < 0xFFFFFF:
                 return rows  # EOF, or the OK that ends the set under DEPRECATE_EOF
             if payload[0] == 0xFF:
@@ -366,18 +564,30 @@ class Connection:
             rows.append(tuple(values))
 
     async def quit(self) -> None:
-        """COM_QUIT, then close (the server closes its side first, so TIME_WAIT stays with the server)."""
+        """COM_QUIT, wait for the server to close its side, then close ours: the server closes first, so TIME_WAIT
+        stays with the server. No close_notify of our own (the server has gone by then). Never raises WireError:
+        a connection that fails here is aborted."""
         try:
             self.seq = 0
-            self.write_packet(COM_QUIT)
-            await self.writer.drain()
-            await asyncio.wait_for(self.reader.read(1), self.timeout)  # the server's EOF
-            self.writer.close()
-            await asyncio.wait_for(self.writer.wait_closed(), self.timeout)
-        except (OSError, ssl.SSLError, TimeoutError):
+            self._send(COM_QUIT)
+            self._arm("quit")
+            while not self._peer_closed:
+                if self._failure is not None:
+                    raise self._failure
+                waiter = self._waiter = self._loop.create_future()
+                try:
+                    await waiter
+                finally:
+                    self._waiter = None
+        except WireError:
             self.abort()
+            return
+        finally:
+            self._disarm()
+        if self.transport is not None:
+            self.transport.close()
 
     def abort(self) -> None:
-        transport = self.writer.transport
-        if not transport.is_closing():
-            transport.abort()
+        self._disarm()
+        if self.transport is not None:
+            self.transport.abort()

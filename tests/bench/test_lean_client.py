@@ -4,9 +4,11 @@ clients do, or the benchmark measures something else."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import struct
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import mysql.connector
@@ -125,6 +127,114 @@ def test_token_is_never_sent_without_tls(bench_server: BenchFe) -> None:
     s = bench_server.server
     with pytest.raises(WireError):
         lean_login(s.host, s.port, bench_fe.TOKEN_USER, Token(bench_server.token()), tls=False)
+
+
+def greeting_packet(plugin: str, capabilities: int = 0xF7DFFFFF & ~(1 << 11)) -> bytes:
+    """A HandshakeV10 (no TLS offered by default) as packet 0."""
+    nonce = b"abcdefghijklmnopqrst"
+    payload = (
+        b"\x0a5.7.0-fake\x00"
+        + struct.pack("<I", 7)
+        + nonce[:8]
+        + b"\x00"
+        + struct.pack("<H", capabilities & 0xFFFF)
+        + bytes((45,))
+        + struct.pack("<H", 2)
+        + struct.pack("<H", capabilities >> 16)
+        + bytes((21,))
+        + bytes(10)
+        + nonce[8:]
+        + b"\x00"
+        + plugin.encode()
+        + b"\x00"
+    )
+    return struct.pack("<I", len(payload))[:3] + b"\x00" + payload
+
+
+def with_fake_server(
+    handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    client: Callable[[int], Awaitable[object]],
+) -> object:
+    """Run `client(port)` against a loopback server whose connections `handler` serves."""
+
+    async def run() -> object:
+        handlers: list[asyncio.Task[None]] = []
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            handlers.append(asyncio.current_task())  # type: ignore[arg-type]
+            try:
+                await handler(reader, writer)
+            finally:
+                writer.close()
+                with contextlib.suppress(OSError):
+                    await writer.wait_closed()
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            return await client(port)
+        finally:
+            server.close()
+            await asyncio.wait_for(asyncio.gather(*handlers, return_exceptions=True), 5)
+            await server.wait_closed()
+
+    return asyncio.run(run())
+
+
+def test_login_times_out_when_the_server_says_nothing() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+
+    async def client(port: int) -> float:
+        started = time.monotonic()
+        with pytest.raises(WireError, match="login timed out"):
+            await Connection.open("127.0.0.1", port, "u", Password("p"), client_tls_context(), timeout=0.3)
+        return time.monotonic() - started
+
+    assert 0.25 < with_fake_server(silent, client) < 2.0  # type: ignore[operator]
+
+
+def test_query_times_out_and_quit_still_returns() -> None:
+    async def logs_in_then_sleeps(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(greeting_packet("mysql_native_password"))
+        await reader.read(4096)  # HandshakeResponse41
+        writer.write(b"\x07\x00\x00\x02\x00\x00\x00\x02\x00\x00\x00")  # OK
+        await reader.read()
+
+    async def client(port: int) -> None:
+        connection = await Connection.open("127.0.0.1", port, "u", Password("p"), None, timeout=0.3)
+        with pytest.raises(WireError, match="query timed out"):
+            await connection.query("SELECT 1")
+        await connection.quit()
+
+    with_fake_server(logs_in_then_sleeps, client)
+
+
+def test_connection_refused_is_a_wire_error() -> None:
+    async def refused() -> None:
+        server = await asyncio.start_server(lambda _r, _w: None, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        server.close()
+        await server.wait_closed()
+        with pytest.raises(WireError, match="connect failed"):
+            await Connection.open("127.0.0.1", port, "u", Password("p"), None, timeout=1.0)
+
+    asyncio.run(refused())
+
+
+def test_token_plugin_in_the_greeting_is_refused_without_tls() -> None:
+    received: list[bytes] = []
+
+    async def token_default(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(greeting_packet("authentication_openid_connect_client"))
+        received.append(await reader.read())
+
+    async def client(port: int) -> None:
+        with pytest.raises(WireError, match="without TLS"):
+            await Connection.open("127.0.0.1", port, "u", Token("secret.token.value"), None, timeout=1.0)
+
+    with_fake_server(token_default, client)
+    assert b"secret" not in b"".join(received)
 
 
 def test_load_generator_storm(bench_server: BenchFe) -> None:
