@@ -140,7 +140,7 @@ class Bench:
     # -- the parts
 
     def measure_floor(self) -> None:
-        self.log("crypto floor: openssl speed ecdsap256 ecdhp256 rsa2048 (about 5 s)")
+        self.log("crypto floor: openssl speed ecdsap256 ecdhx25519 ed25519 rsa2048 (about 6 s)")
         try:
             floor = crypto_floor.measure()
             self.log("crypto floor: openssl s_server's CPU per TLS handshake (about 2 s)")

@@ -266,17 +266,37 @@ def test_scrambles_match_the_protocol_definitions() -> None:
 
 
 def test_openssl_speed_output_is_parsed() -> None:
-    sample = "\n".join(
-        [
-            "+F2:2:2048:3552.040816:54534.000000",
-            "+F4:3:256:45345.918367:16190.909091",
-            "+F5:3:256:18723.232323:0.000053",
-        ]
-    )
-    floor = crypto_floor.CryptoFloor(crypto_floor.parse_speed_output(sample))
-    assert floor.es256_verify_ms == pytest.approx(1000 / 16190.909091)
-    assert floor.tls_handshake_ms == pytest.approx(1000 * (2 / 45345.918367 + 1 / 18723.232323))
-    assert floor.token_login_ms("RS256") == pytest.approx(floor.tls_handshake_ms + 1000 / 54534.0)
+    # `openssl speed -mr -seconds 1 ecdsap256 ecdhx25519 ed25519 rsa2048` from OpenSSL 3.0.19, as captured.
+    sample = """\
++DTP:2048:private:rsa:1
++R1:3353:2048:0.99
++DTP:2048:public:rsa:1
++R2:51603:2048:0.99
++DTP:256:sign:ecdsa:1
++R5:45548:256:0.99
++DTP:256:verify:ecdsa:1
++R6:14910:256:1.00
++DTP:253::ecdh:1
++R7:27357:253:1.00
++DTP:253:sign:Ed25519:1
++R8:21422:253:Ed25519:1.00
++DTP:253:verify:Ed25519:1
++R9:8443:253:Ed25519:1.00
++F2:2:2048:3386.868687:52124.242424
++F4:3:256:46008.080808:14910.000000
++F5:22:253:27357.000000:0.000037
++F6:0:253:Ed25519:21422.000000:8443.000000
+"""
+    speed = crypto_floor.parse_speed_output(sample)
+    assert speed.ecdsa_p256_sign_per_s == pytest.approx(46008.080808)
+    assert speed.x25519_derive_per_s == pytest.approx(27357.0)
+    assert speed.ed25519_sign_per_s == pytest.approx(21422.0)
+    floor = crypto_floor.CryptoFloor(speed)
+    assert floor.es256_verify_ms == pytest.approx(1000 / 14910.0)
+    assert floor.tls_handshake_ms == pytest.approx(1000 * (1 / 21422.0 + 1 / 27357.0 + 1 / 46008.080808))
+    assert floor.token_login_ms("RS256") == pytest.approx(floor.tls_handshake_ms + 1000 / 52124.242424)
+    with pytest.raises(ValueError):  # a P-256 key exchange instead of X25519 is not this floor
+        crypto_floor.parse_speed_output(sample.replace("+F5:22:253:", "+F5:3:256:"))
 
 
 @pytest.mark.skipif(mariadb.find_binaries() is None, reason="MariaDB is not installed")
