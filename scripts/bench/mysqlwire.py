@@ -420,8 +420,9 @@ class Connection(asyncio.Protocol):
             self._append(chunks[0] if len(chunks) == 1 else b"".join(chunks))
 
     def _flush_tls(self) -> None:
-        if self._tls_out.pending:
-            self._write_raw(self._tls_out.read())
+        transport = self.transport
+        if self._tls_out.pending and transport is not None and not transport.is_closing():
+            transport.write(self._tls_out.read())
 
     # writing
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import ssl
 import struct
 import tempfile
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -16,6 +19,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from fe.auth.devtools import mint_token
+from fe.server.tls import write_self_signed_certificate
 from scripts.bench import crypto_floor, mariadb
 from scripts.bench import fe_server as bench_fe
 from scripts.bench.loadgen import LoadGenerator, StormJob
@@ -235,6 +239,45 @@ def test_token_plugin_in_the_greeting_is_refused_without_tls() -> None:
 
     with_fake_server(token_default, client)
     assert b"secret" not in b"".join(received)
+
+
+def test_hello_retry_request_is_answered(tmp_path: Path) -> None:
+    """A server without X25519 asks for another key share (HelloRetryRequest); the client must send a second
+    ClientHello from data_received, not wait for its next packet."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    write_self_signed_certificate(cert, key, "hrr")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.set_ecdh_curve("prime256v1")
+    listener = socket.create_server(("127.0.0.1", 0))
+    seen: list[bytes] = []
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.sendall(greeting_packet("mysql_native_password", 0xF7DFFFFF))
+            seen.append(connection.recv(36, socket.MSG_WAITALL))  # the SSLRequest; the ClientHello stays queued
+            with context.wrap_socket(connection, server_side=True) as tls:
+                seen.append(tls.recv(4096))  # HandshakeResponse41
+                tls.sendall(b"\x07\x00\x00\x03\x00\x00\x00\x02\x00\x00\x00")  # OK
+                seen.append(tls.recv(4096))  # COM_QUIT
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+
+    async def client() -> None:
+        port = listener.getsockname()[1]
+        connection = await Connection.open("127.0.0.1", port, "u", Password("p"), client_tls_context(), timeout=5)
+        await connection.quit()
+
+    try:
+        asyncio.run(client())
+        thread.join(5)
+    finally:
+        listener.close()
+    assert len(seen) == 3
+    assert seen[1][3] == 2 and b"u\x00" in seen[1]  # HandshakeResponse41, packet 2, user u
+    assert seen[2] == b"\x01\x00\x00\x00\x01"
 
 
 def test_load_generator_storm(bench_server: BenchFe) -> None:
