@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from pathlib import Path
@@ -38,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from fe.server import eventloop
     from fe.server.app import StartupError, configure_logging, serve
     from fe.server.workers import supervise
 
@@ -54,6 +54,11 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"fe: configuration error: {exc}", file=sys.stderr)
         return 2
+    try:
+        loop_name = eventloop.resolve(settings.event_loop)
+    except eventloop.EventLoopUnavailable as exc:
+        print(f"fe: {exc}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level)
     try:
         if args.worker_index is not None:
@@ -61,12 +66,12 @@ def _serve(args: argparse.Namespace) -> int:
             def tell_parent(host: str, port: int) -> None:
                 print(f"ready {host}:{port}", flush=True)
 
-            asyncio.run(serve(settings, worker_index=args.worker_index, worker_count=args.worker_count,
-                              on_ready=tell_parent, parent_pid=os.getppid()))  # fmt: skip
+            eventloop.run(serve(settings, worker_index=args.worker_index, worker_count=args.worker_count,
+                                on_ready=tell_parent, parent_pid=os.getppid()), loop_name)  # fmt: skip
             return 0
         if settings.workers > 1:
-            return asyncio.run(supervise(settings))
-        asyncio.run(serve(settings))
+            return eventloop.run(supervise(settings), loop_name)
+        eventloop.run(serve(settings), loop_name)
     except StartupError as exc:
         print(f"fe: {exc}", file=sys.stderr)
         return 1

@@ -38,8 +38,13 @@ def root_execute(server: FeProcess, *statements: str, password: str = ROOT_PASSW
         connection.close()
 
 
-@pytest.fixture(scope="module")
-def fe_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FeProcess]:
+# Modules on the shared server run once on each event loop fe supports (fe/server/eventloop.py).
+EVENT_LOOPS = ["uvloop", "asyncio"]
+
+
+@pytest.fixture(scope="module", params=EVENT_LOOPS)
+def fe_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FeProcess]:
     home = tmp_path_factory.mktemp("fe-home")
-    with running_fe(home, env={"FE_ROOT_PASSWORD": ROOT_PASSWORD}) as server:
+    with running_fe(home, env={"FE_ROOT_PASSWORD": ROOT_PASSWORD, "FE_EVENT_LOOP": request.param}) as server:
+        assert f"event loop {request.param})" in server.log
         yield server

@@ -53,3 +53,40 @@ def test_python_dash_m_fe_is_the_fe_command() -> None:
 
     done = subprocess.run([sys.executable, "-m", "fe", "--version"], capture_output=True, text=True, timeout=30)
     assert done.returncode == 0 and done.stdout.strip() == f"fe {__version__}"
+
+
+def test_unknown_event_loop_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "fe.conf").write_text("event_loop = trio\n")
+    assert main(["serve", "--home", str(tmp_path)]) == 2
+    assert "event_loop must be auto, uvloop or asyncio, got 'trio'" in capsys.readouterr().err
+
+
+def test_uvloop_asked_for_but_missing_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fe.server import eventloop
+
+    real_find_spec = eventloop.importlib.util.find_spec
+    monkeypatch.setattr(
+        eventloop.importlib.util, "find_spec", lambda name: None if name == "uvloop" else real_find_spec(name)
+    )
+    assert eventloop.resolve("auto") == "asyncio"
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "fe.conf").write_text("event_loop = uvloop\n")
+    assert main(["serve", "--home", str(tmp_path)]) == 2
+    assert "uvloop is not installed" in capsys.readouterr().err
+    assert not (tmp_path / "meta").exists()  # refused before touching the catalog
+
+
+def test_auto_event_loop_is_uvloop_when_installed() -> None:
+    from fe.server import eventloop
+
+    assert eventloop.resolve("auto") == "uvloop"
+    assert eventloop.resolve("asyncio") == "asyncio"
+
+    async def name() -> str:
+        return eventloop.running_loop_name()
+
+    assert eventloop.run(name(), "uvloop") == "uvloop"
+    assert eventloop.run(name(), "asyncio") == "asyncio"

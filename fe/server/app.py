@@ -16,6 +16,7 @@ from fe.catalog import Catalog, CatalogError
 from fe.config import Settings
 from fe.server.context import ServerContext
 from fe.server.domains import DomainResolver
+from fe.server.eventloop import running_loop_name
 from fe.server.listener import Listener, make_listening_socket
 from fe.server.login import Authenticator
 from fe.server.stats import ServerStats
@@ -101,8 +102,8 @@ async def serve(
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         log.info(
-            "fe %s ready: accepting MySQL connections on %s:%d (TLS available, cert %s)",
-            __version__, host, port, tls.cert_path,
+            "fe %s ready: accepting MySQL connections on %s:%d (TLS available, cert %s; event loop %s)",
+            __version__, host, port, tls.cert_path, running_loop_name(),
         )  # fmt: skip
         if on_ready is not None:
             on_ready(host, port)

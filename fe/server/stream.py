@@ -48,8 +48,8 @@ class PacketStream(asyncio.Protocol):
     # ---- asyncio.Protocol callbacks ----
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # No isinstance check: uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = transport  # type: ignore[assignment]
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             # Replies are small and often come in pairs (AuthMoreData, then OK): without this, Nagle's algorithm

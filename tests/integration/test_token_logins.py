@@ -13,7 +13,7 @@ import pytest
 
 from fe.auth.devtools import generate_signing_key, mint_token
 from tests.auth.jwks_server import make_tls_material
-from tests.conftest import ROOT_PASSWORD, root_execute
+from tests.conftest import EVENT_LOOPS, ROOT_PASSWORD, root_execute
 from tests.support.clients import ALL_CLIENTS
 from tests.support.jwks_https import JwksHttpsServer
 from tests.support.server import FeProcess, running_fe
@@ -58,8 +58,8 @@ class Setup:
         return mint_token(self.remote_key, "RS256", self.remote_kid, body)
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+@pytest.fixture(scope="module", params=EVENT_LOOPS)
+def setup(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     home = tmp_path_factory.mktemp("fe-token-home")
     (home / "conf").mkdir()
     tls_context, ca_file = make_tls_material(home / "conf" / "ca")
@@ -72,6 +72,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         "FE_ROOT_PASSWORD": ROOT_PASSWORD,
         "FE_JWKS_CA_BUNDLE": str(ca_file),
         "FE_JWKS_UNKNOWN_KID_COOLDOWN_SECONDS": str(KID_COOLDOWN),
+        "FE_EVENT_LOOP": request.param,
     }
     tokens_dir = tmp_path_factory.mktemp("tokens")
     with running_fe(home, env=env) as server:
