@@ -17,7 +17,6 @@ deadline; every failure raises WireError.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import ssl
 import struct
@@ -257,6 +256,8 @@ class Connection(asyncio.Protocol):
             connection._connecting = task
             try:
                 await loop.create_connection(lambda: connection, host, port)
+            except OSError as exc:
+                raise WireError(f"connect failed: {exc!r}") from exc
             finally:
                 connection._connecting = None
             await connection._login(user, credential, tls)
@@ -265,9 +266,6 @@ class Connection(asyncio.Protocol):
             if connection._connect_timed_out and task is not None and task.uncancel() == 0:
                 raise WireError("connect timed out") from None
             raise
-        except OSError as exc:
-            connection.abort()
-            raise WireError(f"connect failed: {exc!r}") from exc
         except BaseException:
             connection.abort()
             raise
@@ -380,8 +378,12 @@ class Connection(asyncio.Protocol):
         self._tls = context.wrap_bio(self._tls_in, self._tls_out)
         self._handshaking = True
         self._data, self._pos = b"", 0
-        with contextlib.suppress(ssl.SSLWantReadError):
+        try:
             self._tls.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        except (ssl.SSLError, OSError) as exc:
+            raise WireError(f"TLS handshake failed: {exc!r}") from exc
         self._write_raw(first_packet + self._tls_out.read())
 
     def _pump_tls(self) -> None:
@@ -432,12 +434,16 @@ class Connection(asyncio.Protocol):
             raise self._failure or WireError("the connection is closed")
         transport.write(data)
 
-    def _send(self, payload: bytes) -> None:
-        """Frame one packet and write it (with anything TLS still has to send) in one transport.write."""
+    def _frame(self, payload: bytes) -> bytes:
         if len(payload) >= 0xFFFFFF:
             raise WireError("packet too large for this client")
         packet = struct.pack("<I", len(payload) | self.seq << 24) + payload
         self.seq = (self.seq + 1) & 0xFF
+        return packet
+
+    def _send(self, payload: bytes) -> None:
+        """Frame one packet and write it (with anything TLS still has to send) in one transport.write."""
+        packet = self._frame(payload)
         if self._tls is None:
             self._write_raw(packet)
             return
@@ -456,10 +462,7 @@ class Connection(asyncio.Protocol):
         if tls is not None:
             if not greeting.capabilities & CLIENT_SSL:
                 raise WireError("server does not offer TLS")
-            ssl_request = struct.pack("<IIB23x", self.capabilities, MAX_PACKET, UTF8MB4_GENERAL_CI)
-            packet = struct.pack("<I", len(ssl_request) | self.seq << 24) + ssl_request
-            self.seq = (self.seq + 1) & 0xFF
-            self._start_tls(tls, packet)
+            self._start_tls(tls, self._frame(struct.pack("<IIB23x", self.capabilities, MAX_PACKET, UTF8MB4_GENERAL_CI)))
             while self._handshaking:
                 await self._wait()
         else:
