@@ -12,6 +12,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from importlib.util import find_spec
 from pathlib import Path
 
 import mysql.connector
@@ -22,7 +23,7 @@ from fe.auth.devtools import mint_token
 from fe.server.tls import write_self_signed_certificate
 from scripts.bench import crypto_floor, mariadb
 from scripts.bench import fe_server as bench_fe
-from scripts.bench.loadgen import LoadGenerator, StormJob
+from scripts.bench.loadgen import LoadGenerator, StormJob, new_event_loop
 from scripts.bench.mysqlwire import (
     Connection,
     Credential,
@@ -61,7 +62,15 @@ def bench_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BenchFe]:
         server.stop()
 
 
-def lean_login(host: str, port: int, user: str, credential: Credential, tls: bool = True) -> list[tuple]:
+EVENT_LOOPS = [
+    "asyncio",
+    pytest.param("uvloop", marks=pytest.mark.skipif(find_spec("uvloop") is None, reason="uvloop is not installed")),
+]
+
+
+def lean_login(
+    host: str, port: int, user: str, credential: Credential, tls: bool = True, event_loop: str = "asyncio"
+) -> list[tuple]:
     async def once() -> list[tuple]:
         connection = await Connection.open(host, port, user, credential, client_tls_context() if tls else None)
         try:
@@ -69,7 +78,8 @@ def lean_login(host: str, port: int, user: str, credential: Credential, tls: boo
         finally:
             await connection.quit()
 
-    return asyncio.run(once())
+    with asyncio.Runner(loop_factory=lambda: new_event_loop(event_loop)) as runner:
+        return runner.run(once())
 
 
 def connector_login(host: str, port: int, user: str, password: str) -> list[tuple]:
@@ -95,10 +105,11 @@ def connector_login(host: str, port: int, user: str, password: str) -> list[tupl
         connection.close()
 
 
-def test_password_login_over_tls(bench_server: BenchFe) -> None:
+@pytest.mark.parametrize("event_loop", EVENT_LOOPS)
+def test_password_login_over_tls(bench_server: BenchFe, event_loop: str) -> None:
     s = bench_server.server
     for _ in range(2):  # the first is caching_sha2_password's full auth, the second its fast path
-        rows = lean_login(s.host, s.port, bench_fe.PASSWORD_USER, Password(bench_fe.PASSWORD))
+        rows = lean_login(s.host, s.port, bench_fe.PASSWORD_USER, Password(bench_fe.PASSWORD), event_loop=event_loop)
         assert rows[0] == (b"1",)
         assert rows[1][0].startswith(bench_fe.PASSWORD_USER.encode())
 
@@ -110,9 +121,11 @@ def test_lean_client_agrees_with_connector_python(bench_server: BenchFe) -> None
     assert lean == real
 
 
-def test_token_login_over_tls(bench_server: BenchFe) -> None:
+@pytest.mark.parametrize("event_loop", EVENT_LOOPS)
+def test_token_login_over_tls(bench_server: BenchFe, event_loop: str) -> None:
     s = bench_server.server
-    rows = lean_login(s.host, s.port, bench_fe.TOKEN_USER, Token(bench_server.token(jti="one")))
+    token = Token(bench_server.token(jti=f"one-{event_loop}"))
+    rows = lean_login(s.host, s.port, bench_fe.TOKEN_USER, token, event_loop=event_loop)
     assert rows[0] == (b"1",)
     assert rows[1][0].startswith(bench_fe.TOKEN_USER.encode())
 
@@ -280,9 +293,10 @@ def test_hello_retry_request_is_answered(tmp_path: Path) -> None:
     assert seen[2] == b"\x01\x00\x00\x00\x01"
 
 
-def test_load_generator_storm(bench_server: BenchFe) -> None:
+@pytest.mark.parametrize("event_loop", EVENT_LOOPS)
+def test_load_generator_storm(bench_server: BenchFe, event_loop: str) -> None:
     s = bench_server.server
-    with LoadGenerator(1) as generator:
+    with LoadGenerator(1, event_loop) as generator:
         start_at = time.monotonic() + 0.3
         end_at = start_at + 0.5
         credential = Token(bench_server.token(jti="storm"))
