@@ -9,9 +9,9 @@ just enough of the protocol for that:
   mysql_clear_password (TLS only) and authentication_openid_connect_client (the token packet);
 - AuthSwitchRequest / AuthMoreData; COM_QUERY with text result sets (EOF or DEPRECATE_EOF); COM_QUIT.
 
-The SSLRequest and the ClientHello leave in one write (real clients send them back to back, without waiting for
-an answer, so a server must cope with both arriving in one read). Each step (login, query, quit) has a
-deadline; every failure raises WireError.
+It writes what libmysqlclient writes, in the same separate writes: the SSLRequest, then the ClientHello (back to
+back, without waiting for an answer, so a server must cope with both arriving in one read); the TLS Finished,
+then the HandshakeResponse41. Each step (login, query, quit) has a deadline; every failure raises WireError.
 """
 
 from __future__ import annotations
@@ -374,7 +374,7 @@ class Connection(asyncio.Protocol):
     # TLS
 
     def _start_tls(self, context: ssl.SSLContext, first_packet: bytes) -> None:
-        """Begin the handshake: `first_packet` (the SSLRequest) and the ClientHello leave in one write."""
+        """Begin the handshake: `first_packet` (the SSLRequest), then the ClientHello, as two writes."""
         self._tls = context.wrap_bio(self._tls_in, self._tls_out)
         self._handshaking = True
         self._data, self._pos = b"", 0
@@ -384,7 +384,8 @@ class Connection(asyncio.Protocol):
             pass
         except (ssl.SSLError, OSError) as exc:
             raise WireError(f"TLS handshake failed: {exc!r}") from exc
-        self._write_raw(first_packet + self._tls_out.read())
+        self._write_raw(first_packet)
+        self._write_raw(self._tls_out.read())
 
     def _pump_tls(self) -> None:
         tls = self._tls
@@ -398,8 +399,8 @@ class Connection(asyncio.Protocol):
             except (ssl.SSLError, OSError) as exc:
                 self._fail(WireError(f"TLS handshake failed: {exc!r}"))
                 return
-            # The client's Finished stays in the BIO and leaves with the next packet (HandshakeResponse41).
             self._handshaking = False
+            self._flush_tls()  # the client's Finished, on its own as libmysqlclient's SSL_connect() sends it
         chunks = []
         while True:
             try:
