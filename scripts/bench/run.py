@@ -22,6 +22,9 @@ FE_PASSWORD = Case("fe-password", "fe password (caching_sha2), 1 worker", "fe", 
 FE_TOKEN_REUSED = Case("fe-token-reused", "fe token reused (ES256), 1 worker", "fe", 1, "token-reused", "ES256")
 FE_TOKEN_FRESH_ES = Case("fe-token-fresh-es256", "fe token fresh ES256, 1 worker", "fe", 1, "token-fresh", "ES256")
 FE_TOKEN_FRESH_RS = Case("fe-token-fresh-rs256", "fe token fresh RS256, 1 worker", "fe", 1, "token-fresh", "RS256")
+FE_TOKEN_FRESH_ES_ASYNCIO = Case(
+    "fe-token-fresh-es256-asyncio", "fe token fresh ES256, 1 worker, asyncio loop", "fe", 1, "token-fresh", "ES256"
+)
 FE2_TOKEN_REUSED = Case("fe2-token-reused", "fe token reused (ES256), 2 workers", "fe", 2, "token-reused", "ES256")
 FE2_TOKEN_FRESH_ES = Case("fe2-token-fresh-es256", "fe token fresh ES256, 2 workers", "fe", 2, "token-fresh", "ES256")
 MARIADB_PASSWORD = Case("mariadb-password", "MariaDB password (mysql_native), TLS", "mariadb", 1, "password")
@@ -182,14 +185,17 @@ class Bench:
         minted = self.generator.mint(self._mint_spec(case.alg), count, clients)
         self.log(f"  minted {minted} distinct {case.alg} tokens in {time.monotonic() - started:.1f}s (untimed)")
 
-    def start_fe(self, home: Path, workers: int) -> fe_server.FeServer:
-        server = fe_server.FeServer(home, workers=workers)
+    def start_fe(self, home: Path, workers: int, event_loop: str = "auto") -> fe_server.FeServer:
+        server = fe_server.FeServer(home, workers=workers, extra_env={"FE_EVENT_LOOP": event_loop})
+        if event_loop != "auto":
+            server.log_path = home / f"fe-{workers}w-{event_loop}.log"
         fe_server.write_jwks(home, self.jwks)
         server.start()
         self._stoppers.append(server.stop)
         fe_server.create_users(server)
         self.log(
-            f"fe with {workers} worker(s) on {server.host}:{server.port} (pid {server.pid}), log {server.log_path}"
+            f"fe with {workers} worker(s), event loop {event_loop}, on {server.host}:{server.port} (pid {server.pid}),"
+            f" log {server.log_path}"
         )
         return server
 
@@ -210,6 +216,12 @@ class Bench:
         try:
             for case in (FE2_TOKEN_REUSED, FE2_TOKEN_FRESH_ES):
                 self.run_case(case, server.pid, server.host, server.port)
+        finally:
+            server.stop()
+        # For scale: the same storm on the standard library's event loop instead of uvloop (fe's default).
+        server = self.start_fe(home, 1, event_loop="asyncio")
+        try:
+            self.run_case(FE_TOKEN_FRESH_ES_ASYNCIO, server.pid, server.host, server.port)
         finally:
             server.stop()
 
