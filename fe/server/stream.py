@@ -8,7 +8,6 @@ connection keeps no large read buffer (asyncio's SSL protocol holds 256 KiB per 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import ssl
 from collections.abc import Callable
@@ -268,10 +267,9 @@ class PacketStream(asyncio.Protocol):
         if self.transport is None or self.transport.is_closing():
             return
         self.flush()
-        if self._tls is not None and self._handshake_done is not None and self._handshake_done.done():
-            with contextlib.suppress(ssl.SSLError, OSError):
-                self._tls.unwrap()
-            self._flush_tls()
+        # No TLS close_notify, as MySQL's own server does (a quiet shutdown, vio_ssl_shutdown): MySQL packets carry
+        # their length and a session ends on COM_QUIT or an ERR, so a truncation cannot pass unnoticed, and the
+        # alert would cost every login one more encryption and send().
         self.transport.close()
         if self.transport.get_write_buffer_size():
             # asyncio keeps a closing socket until its buffer is sent: a peer that never reads would keep it

@@ -123,6 +123,25 @@ def test_sslrequest_and_client_hello_in_one_segment(fe_server: FeProcess) -> Non
         sock.close()
 
 
+def test_tls_session_ends_with_a_quiet_shutdown_like_mysql(fe_server: FeProcess) -> None:
+    """After COM_QUIT (and after a failed login) the server closes the socket without a TLS close_notify, as
+    MySQL's vio_ssl_shutdown does; the client still gets every byte before the close."""
+    client = RawClient(fe_server.host, fe_server.port)
+    assert client.login("root", ROOT_PASSWORD, tls=True)[:1] == b"\x00"
+    assert isinstance(client.sock, ssl.SSLSocket)
+    client.sock.suppress_ragged_eofs = False
+    client.send_packet(b"\x01", seq=0)  # COM_QUIT
+    with pytest.raises(ssl.SSLEOFError):  # a close_notify would end the read with b"" instead
+        client.sock.recv(1)
+    client.close()
+
+    refused = RawClient(fe_server.host, fe_server.port)
+    code, _ = error_of(refused.login("root", "wrong password", tls=True))
+    assert code == 1045
+    assert refused.closed_by_server()
+    still_serving(fe_server)
+
+
 def test_unknown_command_and_bad_queries_keep_the_session(fe_server: FeProcess) -> None:
     client = RawClient(fe_server.host, fe_server.port)
     assert client.login("root", ROOT_PASSWORD, tls=True)[:1] == b"\x00"
