@@ -11,9 +11,11 @@ real MySQL clients on OpenSSL 3, offer) costs the server
 symmetric crypto and HKDF are microseconds and left out. A token login adds one signature check of the token:
 ES256 = one ECDSA P-256 verify, RS256 = one RSA-2048 verify. A cached token (reused) adds nothing.
 
-For scale, the same run also measures what a C server pays per full handshake beyond the arithmetic: the CPU time
-of `openssl s_server` (same certificate type, TLS 1.3, the benchmark client's TLS context, so the same X25519 key
-share) per handshake, read from its /proc counters while a client connects, handshakes and closes in a loop.
+For scale, the same run also measures the server side of one such handshake done exactly as fe does it (fe's
+server context, Python's ssl over memory BIOs, in process, no sockets), and what a C server pays per full
+handshake beyond the arithmetic: the CPU time of `openssl s_server` (same certificate type, TLS 1.3, the benchmark
+client's TLS context, so the same X25519 key share) per handshake, read from its /proc counters while a client
+connects, handshakes and closes in a loop.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class OpensslSpeed:
 class CryptoFloor:
     speed: OpensslSpeed
     s_server_handshake_ms: float | None = None  # measured: openssl s_server's CPU per full TLS 1.3 handshake
+    python_handshake_ms: float | None = None  # measured: fe's own TLS context, server side, in memory
 
     @property
     def tls_handshake_ms(self) -> float:
@@ -104,6 +107,47 @@ def measure() -> CryptoFloor:
     version = subprocess.run(["openssl", "version"], capture_output=True, text=True, timeout=10).stdout.strip()
     speed = parse_speed_output(completed.stdout)
     return CryptoFloor(replace(speed, openssl_version=version))
+
+
+def measure_python_handshake(handshakes: int = 1000) -> float:
+    """CPU time (ms) of the server side of one full TLS 1.3 handshake done the way fe does it: fe's own server
+    context (`prepare_tls`: ECDSA P-256 certificate, no tickets) through Python's ssl over memory BIOs, against the
+    benchmark client's context (X25519 key share), both in this process with no sockets: only the server's
+    `wrap_bio` and `do_handshake` calls are timed (thread CPU time). No kernel, no event loop, no MySQL: what TLS
+    alone costs fe, warm caches included."""
+    from fe.config import load_settings
+    from fe.server.tls import prepare_tls
+
+    client_context = client_tls_context()
+    with tempfile.TemporaryDirectory(prefix="fe-bench-tls-") as home:
+        server_context = prepare_tls(load_settings(Path(home), environ={})).context
+    spent = 0.0
+    for _ in range(handshakes):
+        client_in, client_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        client = client_context.wrap_bio(client_in, client_out)
+        server_in, server_out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        started = time.thread_time()
+        server = server_context.wrap_bio(server_in, server_out, server_side=True)
+        spent += time.thread_time() - started
+        server_done = client_done = False
+        while not (server_done and client_done):
+            if not client_done:
+                try:
+                    client.do_handshake()
+                    client_done = True
+                except ssl.SSLWantReadError:
+                    pass
+            server_in.write(client_out.read())
+            started = time.thread_time()
+            if not server_done:
+                try:
+                    server.do_handshake()
+                    server_done = True
+                except ssl.SSLWantReadError:
+                    pass
+            spent += time.thread_time() - started
+            client_in.write(server_out.read())
+    return 1000 * spent / handshakes
 
 
 def measure_s_server_handshake(seconds: float = 2.0, max_handshakes: int = 20_000) -> float | None:

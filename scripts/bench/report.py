@@ -79,6 +79,13 @@ def _floor_rows(run: BenchmarkRun) -> list[list[str]]:
         ["floor: token login, ES256 (handshake + verify)", f"{floor.token_login_ms('ES256'):.4f}"],
         ["floor: token login, RS256 (handshake + verify)", f"{floor.token_login_ms('RS256'):.4f}"],
     ]
+    if floor.python_handshake_ms is not None:
+        rows.append(
+            [
+                "for scale, measured: fe's TLS context, server side of one handshake in Python's ssl (memory BIOs)",
+                f"{floor.python_handshake_ms:.4f}",
+            ]
+        )
     if floor.s_server_handshake_ms is not None:
         rows.append(
             [

@@ -322,6 +322,20 @@ def test_scrambles_match_the_protocol_definitions() -> None:
     assert scramble_native("", nonce) == scramble_caching_sha2("", nonce) == b""
 
 
+def test_python_handshake_is_measured_with_fes_own_tls_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    handshakes_seen: list[str] = []
+    real_wrap_bio = ssl.SSLContext.wrap_bio
+
+    def wrap_bio(context: ssl.SSLContext, *args: object, server_side: bool = False, **kwargs: object) -> ssl.SSLObject:
+        handshakes_seen.append("server" if server_side else "client")
+        return real_wrap_bio(context, *args, server_side=server_side, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ssl.SSLContext, "wrap_bio", wrap_bio)
+    cost_ms = crypto_floor.measure_python_handshake(handshakes=5)
+    assert handshakes_seen.count("server") == 5 and handshakes_seen.count("client") == 5
+    assert 0 < cost_ms < 100  # a real handshake: tens of microseconds at the very least, not a free no-op
+
+
 def test_openssl_speed_output_is_parsed() -> None:
     # `openssl speed -mr -seconds 1 ecdsap256 ecdhx25519 ed25519 rsa2048` from OpenSSL 3.0.19, as captured.
     sample = """\
