@@ -102,11 +102,16 @@ class Catalog:
 
     # ----------------------------------------------------------------- reads
 
-    def find_login_account(self, name: str, client_ip: str) -> Account | None:
-        """The identity a login by `name` from `client_ip` uses: exact address, then pattern, then '%'."""
+    def find_login_account(self, name: str, client_ip: str, data_version: int | None = None) -> Account | None:
+        """The identity a login by `name` from `client_ip` uses: exact address, then pattern, then '%'.
+
+        `data_version` is the first member of a `change_marker()` the caller has just read (spares a second read).
+        """
         key = (name, client_ip)
         with self._lock, _operational_errors():
-            version = (self._conn.execute("PRAGMA data_version").fetchone()[0], self._domain_version())
+            if data_version is None:
+                data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            version = (data_version, self._domain_version())
             if version != self._login_cache_version:
                 self._login_cache.clear()
                 self._login_cache_version = version

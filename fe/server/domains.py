@@ -32,6 +32,10 @@ class DomainResolver:
     def addresses(self, domain: str) -> frozenset[str]:
         return self._addresses.get(domain, frozenset())
 
+    def is_current(self, marker: tuple[int, int]) -> bool:
+        """True when the catalog has not changed (its `change_marker()` is `marker`) since domains were resolved."""
+        return marker == self._marker
+
     async def catch_up(self) -> None:
         """Resolve domains that identities gained since the last call (cheap when the catalog did not change)."""
         marker = self._catalog.change_marker()

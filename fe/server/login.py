@@ -47,7 +47,9 @@ class LoginAccount(Protocol):
 
 
 class AccountLookup(Protocol):
-    def find_login_account(self, name: str, client_ip: str) -> LoginAccount | None: ...
+    def change_marker(self) -> tuple[int, int]: ...
+
+    def find_login_account(self, name: str, client_ip: str, data_version: int | None = None) -> LoginAccount | None: ...
 
 
 class TokenChecker(Protocol):
@@ -125,9 +127,12 @@ class Authenticator:
         self._decoy_hash = passwords.hash_password(os.urandom(16).hex())
 
     async def authenticate(self, exchange: Exchange) -> LoginAccount:
-        if self.domains is not None:
+        # One read of the catalog's change marker serves both the domain check and the login cache.
+        marker = self.accounts.change_marker()
+        if self.domains is not None and not self.domains.is_current(marker):
             await self.domains.catch_up()
-        account = self.accounts.find_login_account(exchange.user, exchange.client_host)
+            marker = self.accounts.change_marker()  # it may have moved while domains were resolved
+        account = self.accounts.find_login_account(exchange.user, exchange.client_host, data_version=marker[0])
         if account is None:
             await self._unknown_user(exchange)
             raise exchange.denied("unknown_user")

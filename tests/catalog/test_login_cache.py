@@ -35,3 +35,20 @@ def test_own_writes_clear_the_cache(tmp_path: Path) -> None:
         catalog.alter_credentials("amy", "%", password("two"))
         after = catalog.find_login_account("amy", "127.0.0.1")
         assert before is not None and after is not None and before.auth_string != after.auth_string
+
+
+def test_a_change_marker_read_by_the_caller_keys_the_cache_too(tmp_path: Path) -> None:
+    """The login path reads change_marker() once and hands its data_version on: another worker's change still
+    shows at once, and an unchanged catalog still hits the cache."""
+    path = tmp_path / "catalog.db"
+    with Catalog.open(path) as serving, Catalog.open(path) as other_worker:
+
+        def lookup() -> object:
+            return serving.find_login_account("cy", "10.0.0.1", data_version=serving.change_marker()[0])
+
+        assert lookup() is None
+        other_worker.create_user("cy", "%", password("one"))
+        first = lookup()
+        assert first is not None and lookup() is first
+        other_worker.drop_user("cy", "%")
+        assert lookup() is None
