@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
 
 from fe import __version__
@@ -129,11 +130,27 @@ async def _stop_when_orphaned(parent_pid: int, stop: asyncio.Event) -> None:
     stop.set()
 
 
+class _LogFormatter(logging.Formatter):
+    """The standard format, with the date and time text made once a second: every login writes a line."""
+
+    _second = -1
+    _second_text = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        second = int(record.created)
+        if second != self._second:
+            self._second_text = time.strftime("%Y-%m-%d %H:%M:%S", self.converter(record.created))
+            self._second = second
+        return f"{self._second_text},{int(record.msecs):03d}"
+
+
 def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s",
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LogFormatter("%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s"))
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), handlers=[handler])
+    # The logging HOWTO's optimizations for what fe's lines never show: the caller's file and line, thread names.
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logMultiprocessing = False
     # httpx logs every request at INFO; key fetches are logged by fe.auth with what matters.
     logging.getLogger("httpx").setLevel(logging.WARNING)
