@@ -49,11 +49,13 @@ class PacketStream(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # No isinstance check: uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = transport  # type: ignore[assignment]
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            # Replies are small and often come in pairs (AuthMoreData, then OK): without this, Nagle's algorithm
-            # holds the second until the client's delayed ACK, about 40 ms later.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # Replies are small and often come in pairs (AuthMoreData, then OK): with Nagle's algorithm on, the second
+        # waits for the client's delayed ACK, about 40 ms. uvloop turns it off on every TCP transport; asyncio
+        # skips accepted sockets (their proto is 0), so those get it here.
+        if not type(transport).__module__.startswith("uvloop"):
+            sock = transport.get_extra_info("socket")
+            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
             self.peer = (str(peer[0]), int(peer[1]))

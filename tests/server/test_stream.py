@@ -10,6 +10,16 @@ from fe.server.stream import PacketStream
 
 
 async def test_accepted_connections_disable_nagle() -> None:
+    await _accepted_connection_disables_nagle()
+
+
+def test_accepted_connections_disable_nagle_on_uvloop() -> None:
+    from fe.server import eventloop
+
+    eventloop.run(_accepted_connection_disables_nagle(), "uvloop")
+
+
+async def _accepted_connection_disables_nagle() -> None:
     made: asyncio.Future[PacketStream] = asyncio.get_running_loop().create_future()
 
     def factory() -> PacketStream:
