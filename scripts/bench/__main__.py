@@ -39,6 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-memory", action="store_true", help="skip the idle-connection memory test")
     parser.add_argument("--no-rs256", action="store_true", help="skip the RS256 fresh-token case")
     parser.add_argument(
+        "--rounds",
+        type=int,
+        help="interleaved rounds of the target comparison, fe and MariaDB taking turns (default 5; 0 skips)",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         metavar="DIR",
@@ -61,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         options.with_rs256 = False
         options.with_mariadb_memory = False
         options.warmup_seconds = 0.3
+        options.interleaved_rounds = 2
+        options.interleaved_seconds = 1.0
     if args.seconds is not None:
         options.seconds = args.seconds
     if args.clients:
@@ -73,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     options.with_memory = not args.no_memory
     options.with_rs256 = options.with_rs256 and not args.no_rs256
     options.profile_dir = args.profile
+    if args.rounds is not None:
+        options.interleaved_rounds = max(0, args.rounds)
     if options.target_clients not in options.concurrency:
         options.target_clients = max(options.concurrency)
 

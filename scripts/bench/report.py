@@ -110,6 +110,40 @@ def _memory_rows(run: BenchmarkRun) -> list[list[str]]:
     ]
 
 
+ROUNDS_HEADER = (
+    "case",
+    "rounds",
+    "server CPU ms/login, median",
+    "min–max",
+    "logins/s, median",
+    "p99 ms, all logins",
+    "p99 ms per round, min–max",
+    "errors",
+)
+
+
+def _rounds_rows(run: BenchmarkRun) -> list[list[str]]:
+    rows = []
+    for rounds in run.rounds():
+        if not rounds.runs:
+            continue
+        low, high = rounds.cpu_ms_range
+        p99_low, p99_high = rounds.p99_ms_range
+        rows.append(
+            [
+                rounds.case.label,
+                str(len(rounds.runs)),
+                f"{rounds.cpu_ms_per_login:.3f}",
+                f"{low:.3f}–{high:.3f}",
+                f"{rounds.logins_per_second:.0f}",
+                f"{rounds.p99_ms:.1f}",
+                f"{p99_low:.1f}–{p99_high:.1f}",
+                str(rounds.errors),
+            ]
+        )
+    return rows
+
+
 MEMORY_HEADER = ("server", "idle TLS connections", "RSS before MiB", "RSS holding MiB", "KiB per connection", "errors")
 FLOOR_HEADER = ("operation (openssl speed)", "ms of CPU")
 TARGET_HEADER = ("target", "measured", "goal", "verdict")
@@ -117,13 +151,15 @@ TARGET_HEADER = ("target", "measured", "goal", "verdict")
 
 def render_text(run: BenchmarkRun) -> str:
     parts = [text_table(COLUMNS, [_row(r) for r in run.runs])]
+    if run.interleaved:
+        parts.append(text_table(ROUNDS_HEADER, _rounds_rows(run)))
     if run.memory:
         parts.append(text_table(MEMORY_HEADER, _memory_rows(run)))
     if run.floor:
         parts.append(text_table(FLOOR_HEADER, _floor_rows(run)))
     targets = [[t.name, t.measured, t.goal, t.verdict] for t in run.targets()]
     parts.append(text_table(TARGET_HEADER, targets))
-    for run_ in run.runs:
+    for run_ in run.runs + run.interleaved:
         if run_.error_samples:
             parts.append(f"errors in {run_.case.label} @ {run_.clients}: {'; '.join(run_.error_samples)}")
     parts += run.notes
@@ -157,11 +193,25 @@ def render_markdown(run: BenchmarkRun, plot_name: str | None) -> str:
     ]
     if plot_name:
         lines += [f"![logins/s and p99 latency against concurrency]({plot_name})", ""]
+    if run.interleaved:
+        lines += [
+            f"### Interleaved rounds at {run.target_clients} clients (the targets use these)",
+            "",
+            "The target comparison again: all servers running, each round one storm per server, taking turns, so "
+            "a drift in the shared machine's speed reaches each alike.",
+            "",
+            markdown_table(ROUNDS_HEADER, _rounds_rows(run)),
+            "",
+        ]
     if run.memory:
         lines += ["### Memory at scale", "", markdown_table(MEMORY_HEADER, _memory_rows(run)), ""]
     if run.floor:
         lines += ["### Crypto floor", "", markdown_table(FLOOR_HEADER, _floor_rows(run)), ""]
-    errors = [f"- {r.case.label} @ {r.clients}: {'; '.join(r.error_samples)}" for r in run.runs if r.error_samples]
+    errors = [
+        f"- {r.case.label} @ {r.clients}: {'; '.join(r.error_samples)}"
+        for r in run.runs + run.interleaved
+        if r.error_samples
+    ]
     if errors:
         lines += ["### Errors seen", "", *errors, ""]
     if run.notes:

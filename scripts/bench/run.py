@@ -47,6 +47,9 @@ class Options:
     profile_dir: Path | None = None
     profile_seconds: float = 8.0
     target_clients: int = 16
+    # The target comparison again as rounds taking turns between fe and MariaDB (0: skip).
+    interleaved_rounds: int = 5
+    interleaved_seconds: float = 3.0
     command: str = "python -m scripts.bench"
 
 
@@ -154,21 +157,25 @@ class Bench:
         except (RuntimeError, ValueError, subprocess.SubprocessError) as exc:
             self.result.notes.append(f"crypto floor not measured: {exc}")
 
-    def run_case(self, case: Case, pid: int, host: str, port: int) -> None:
-        user = self._user(case)
+    def _warm_up(self, case: Case, host: str, port: int) -> None:
         credential = self._credential(case)
         warm_credential = credential if credential is not None else Token(self._mint_one(case.alg or "ES256"))
         logins, errors, samples = storms.warm_up(
             self.generator,
             host,
             port,
-            user,
+            self._user(case),
             warm_credential,
             min(4, max(self.options.concurrency)),
             self.options.warmup_seconds,
         )
         if logins == 0:
             raise RuntimeError(f"{case.label}: no login succeeded while warming up ({errors} errors: {samples})")
+
+    def run_case(self, case: Case, pid: int, host: str, port: int) -> None:
+        user = self._user(case)
+        credential = self._credential(case)
+        self._warm_up(case, host, port)
         for clients in self.options.concurrency:
             if credential is None:
                 self._mint_for(case, clients)
@@ -178,11 +185,11 @@ class Bench:
             self.result.runs.append(run)
             self.log(_one_line(run))
 
-    def _mint_for(self, case: Case, clients: int) -> None:
+    def _mint_for(self, case: Case, clients: int, seconds: float | None = None) -> None:
         reference_key = FE2_TOKEN_REUSED.key if case.workers == 2 else FE_TOKEN_REUSED.key
         reference = self.result.find(reference_key, clients)
         expected_rate = reference.logins_per_second if reference else 1500.0 * case.workers
-        count = storms.tokens_needed(expected_rate, self.options.seconds)
+        count = storms.tokens_needed(expected_rate, self.options.seconds if seconds is None else seconds)
         started = time.monotonic()
         minted = self.generator.mint(self._mint_spec(case.alg), count, clients)
         self.log(f"  minted {minted} distinct {case.alg} tokens in {time.monotonic() - started:.1f}s (untimed)")
@@ -295,6 +302,48 @@ class Bench:
         finally:
             server.stop()
 
+    def run_interleaved(self) -> None:
+        """The target comparison in rounds: fe (uvloop), fe (asyncio) and MariaDB all running, each round one storm
+        per server at the target concurrency, taking turns, so the shared machine's drift in speed (±15% between
+        windows minutes apart) reaches each alike. The targets use the medians."""
+        rounds, seconds = self.options.interleaved_rounds, self.options.interleaved_seconds
+        if rounds <= 0:
+            return
+        contenders: list[tuple[Case, int, str, int]] = []
+        stops: list[Callable[[], None]] = []
+        try:
+            fe = self.start_fe(self.base / "fe-rounds-home", 1)
+            stops.append(fe.stop)
+            contenders.append((FE_TOKEN_FRESH_ES, fe.pid, fe.host, fe.port))
+            fe_asyncio = self.start_fe(self.base / "fe-rounds-asyncio-home", 1, event_loop="asyncio")
+            stops.append(fe_asyncio.stop)
+            contenders.append((FE_TOKEN_FRESH_ES_ASYNCIO, fe_asyncio.pid, fe_asyncio.host, fe_asyncio.port))
+            if self.options.with_mariadb:
+                binaries, _problem = mariadb.ensure_installed(self.options.install_mariadb)
+                if binaries is not None:
+                    server = mariadb.MariaDbServer(binaries, self.base / "mariadb-rounds")
+                    server.start()
+                    self._stoppers.append(server.stop)
+                    stops.append(server.stop)
+                    contenders.append((MARIADB_PASSWORD, server.pid, server.host, server.port))
+            for case, _pid, host, port in contenders:
+                self._warm_up(case, host, port)
+            clients = self.options.target_clients
+            self.log(f"interleaved rounds: {rounds} × {len(contenders)} storms of {seconds:g} s at {clients} clients")
+            for index in range(rounds):
+                for case, pid, host, port in contenders:
+                    credential = self._credential(case)
+                    if credential is None:
+                        self._mint_for(case, clients, seconds)
+                    run = storms.run_storm(
+                        self.generator, pid, case, host, port, self._user(case), credential, clients, seconds
+                    )
+                    self.result.interleaved.append(run)
+                    self.log(f"round {index + 1}/{rounds}" + _one_line(run))
+        finally:
+            for stop in stops:
+                stop()
+
     def run_memory(self) -> None:
         count = self.options.memory_connections
         server = self.start_fe(self.base / "fe-memory-home", 1)
@@ -348,6 +397,7 @@ def run_benchmark(options: Options, keep_files: bool = False) -> BenchmarkRun:
             bench.run_fe()
             if options.with_mariadb:
                 bench.run_mariadb()
+            bench.run_interleaved()
             if options.with_memory:
                 bench.run_memory()
         bench.result.notes.append(f"whole run took {time.monotonic() - started:.0f} s of wall time")

@@ -1,0 +1,60 @@
+"""The benchmark's arithmetic: interleaved rounds give medians, and the targets use them when they ran."""
+
+from __future__ import annotations
+
+import pytest
+
+from scripts.bench.report import render_markdown
+from scripts.bench.results import BenchmarkRun, Case, CaseRun, Environment
+
+FE_FRESH = Case("fe-token-fresh-es256", "fe token fresh ES256, 1 worker", "fe", 1, "token-fresh", "ES256")
+MARIADB = Case("mariadb-password", "MariaDB password (mysql_native), TLS", "mariadb", 1, "password")
+
+
+def storm(case: Case, cpu_ms: float, p99_ms: float, logins: int = 1000) -> CaseRun:
+    latencies = sorted([p99_ms / 2] * 98 + [p99_ms] * 2)
+    return CaseRun(
+        case=case,
+        clients=16,
+        seconds=1.0,
+        logins=logins,
+        errors=0,
+        server_cpu_seconds=cpu_ms * logins / 1000,
+        client_cpu_seconds=0.5,
+        server_rss_bytes=50 << 20,
+        latencies_ms=latencies,
+    )
+
+
+def benchmark_run() -> BenchmarkRun:
+    environment = Environment("cpu", 2, "3.11", "OpenSSL 3", "MariaDB", "abc", 1.0, (16,), "python -m scripts.bench")
+    return BenchmarkRun(environment=environment, floor=None)
+
+
+def test_rounds_take_the_median_and_the_targets_use_it() -> None:
+    run = benchmark_run()
+    run.runs.append(storm(FE_FRESH, cpu_ms=2.0, p99_ms=50))  # the sweep's window: ignored once rounds ran
+    run.runs.append(storm(MARIADB, cpu_ms=0.5, p99_ms=40))
+    for fe_cpu, maria_cpu in ((0.8, 0.70), (1.3, 0.72), (0.9, 0.68)):
+        run.interleaved += [storm(FE_FRESH, fe_cpu, p99_ms=20), storm(MARIADB, maria_cpu, p99_ms=15)]
+    rounds = {r.case.key: r for r in run.rounds()}
+    assert rounds["fe-token-fresh-es256"].cpu_ms_per_login == pytest.approx(0.9)
+    assert rounds["fe-token-fresh-es256"].cpu_ms_range == pytest.approx((0.8, 1.3))
+    assert rounds["mariadb-password"].cpu_ms_per_login == pytest.approx(0.70)
+    assert rounds["fe-token-fresh-es256"].p99_ms == 20
+    by_name = {t.name.split(" (")[0]: t for t in run.targets()}
+    mariadb_target = by_name["server CPU per token login ≤ 1/5 of MariaDB's per password login"]
+    assert "0.900 ms (median of 3 rounds, 0.800–1.300)" in mariadb_target.measured
+    assert "= 1.29× MariaDB" in mariadb_target.measured and mariadb_target.passed is False
+    p99_target = next(t for t in run.targets() if t.name.startswith("p99"))
+    assert p99_target.measured.startswith("20.0 ms") and p99_target.passed is False
+    assert "Interleaved rounds at 16 clients" in render_markdown(run, None)
+
+
+def test_without_rounds_the_targets_use_the_sweep() -> None:
+    run = benchmark_run()
+    run.runs += [storm(FE_FRESH, cpu_ms=0.1, p99_ms=8), storm(MARIADB, cpu_ms=0.6, p99_ms=9)]
+    targets = run.targets()
+    assert targets[0].passed is True and "0.100 ms (one window)" in targets[0].measured
+    assert targets[2].passed is True and targets[2].measured == "8.0 ms (one window)"
+    assert "Interleaved rounds" not in render_markdown(run, None)
