@@ -23,8 +23,8 @@ class Settings:
     host: str = "127.0.0.1"
     query_port: int = 9030
     workers: int = 1
-    # auto (uvloop when installed), uvloop, or asyncio (the standard library's loop).
-    event_loop: str = "auto"
+    # asyncio (the standard library's loop) or uvloop (when installed).
+    event_loop: str = "asyncio"
 
     # TLS: generated under <home>/meta/tls unless both are set (paths relative to <home>).
     ssl_cert: str = ""
@@ -152,8 +152,8 @@ def _check(settings: Settings) -> None:
         raise ConfigError(f"query_port must be 0..65535, got {settings.query_port}")
     if settings.workers < 1:
         raise ConfigError("workers must be at least 1")
-    if settings.event_loop not in ("auto", "uvloop", "asyncio"):
-        raise ConfigError(f"event_loop must be auto, uvloop or asyncio, got {settings.event_loop!r}")
+    if settings.event_loop not in ("asyncio", "uvloop"):
+        raise ConfigError(f"event_loop must be asyncio or uvloop, got {settings.event_loop!r}")
     if bool(settings.ssl_cert) != bool(settings.ssl_key):
         raise ConfigError("ssl_cert and ssl_key must be set together")
     if settings.max_preauth_packet_size < 1024 or settings.max_packet_size < settings.max_preauth_packet_size:

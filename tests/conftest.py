@@ -39,7 +39,7 @@ def root_execute(server: FeProcess, *statements: str, password: str = ROOT_PASSW
 
 
 # Modules on the shared server run once on each event loop fe supports (fe/server/eventloop.py).
-EVENT_LOOPS = ["uvloop", "asyncio"]
+EVENT_LOOPS = ["asyncio", "uvloop"]
 
 
 @pytest.fixture(scope="module", params=EVENT_LOOPS)

@@ -59,7 +59,7 @@ def test_unknown_event_loop_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtur
     (tmp_path / "conf").mkdir()
     (tmp_path / "conf" / "fe.conf").write_text("event_loop = trio\n")
     assert main(["serve", "--home", str(tmp_path)]) == 2
-    assert "event_loop must be auto, uvloop or asyncio, got 'trio'" in capsys.readouterr().err
+    assert "event_loop must be asyncio or uvloop, got 'trio'" in capsys.readouterr().err
 
 
 def test_uvloop_asked_for_but_missing_exits_2(
@@ -71,7 +71,6 @@ def test_uvloop_asked_for_but_missing_exits_2(
     monkeypatch.setattr(
         eventloop.importlib.util, "find_spec", lambda name: None if name == "uvloop" else real_find_spec(name)
     )
-    assert eventloop.resolve("auto") == "asyncio"
     (tmp_path / "conf").mkdir()
     (tmp_path / "conf" / "fe.conf").write_text("event_loop = uvloop\n")
     assert main(["serve", "--home", str(tmp_path)]) == 2
@@ -79,11 +78,13 @@ def test_uvloop_asked_for_but_missing_exits_2(
     assert not (tmp_path / "meta").exists()  # refused before touching the catalog
 
 
-def test_auto_event_loop_is_uvloop_when_installed() -> None:
+def test_the_standard_loop_by_default_and_uvloop_when_asked() -> None:
+    from fe.config import load_settings
     from fe.server import eventloop
 
-    assert eventloop.resolve("auto") == "uvloop"
+    assert load_settings(Path("/nonexistent-fe-home"), environ={}).event_loop == "asyncio"
     assert eventloop.resolve("asyncio") == "asyncio"
+    assert eventloop.resolve("uvloop") == "uvloop"
 
     async def name() -> str:
         return eventloop.running_loop_name()

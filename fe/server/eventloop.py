@@ -1,9 +1,10 @@
-"""Which asyncio event loop runs the server: uvloop (libuv, in C) when installed, else the standard library's.
+"""Which asyncio event loop runs the server: the standard library's (the default), or uvloop (libuv, in C).
 
-A login is a handful of short turns of the event loop (greeting, TLS flights, the auth exchange, the query,
-the close), so the loop's own per-turn cost is a large part of fe's CPU per login; uvloop runs those turns
-with about a third fewer interpreted instructions. Both loops are supported and tested; `event_loop` in
-fe.conf chooses.
+A login is a handful of short turns of the event loop (greeting, TLS flights, the auth exchange, the query, the
+close). uvloop runs them with about a third fewer interpreted instructions, which measured as 3–7% less server CPU
+per login, but at 16 busy clients also as lower throughput and a higher p99 (docs/benchmarks.md). That is not
+enough to make it a dependency: it is an option (`event_loop = uvloop` in fe.conf, with `pip install uvloop`), and
+the tests run on both loops.
 """
 
 from __future__ import annotations
@@ -21,11 +22,8 @@ class EventLoopUnavailable(Exception):
 
 
 def resolve(choice: str) -> str:
-    """ "auto" becomes "uvloop" when it is installed, else "asyncio"; "uvloop" must be installed."""
-    installed = importlib.util.find_spec("uvloop") is not None
-    if choice == "auto":
-        return "uvloop" if installed else "asyncio"
-    if choice == "uvloop" and not installed:
+    """The loop to run ("asyncio" or "uvloop"); EventLoopUnavailable when uvloop is asked for but not installed."""
+    if choice == "uvloop" and importlib.util.find_spec("uvloop") is None:
         raise EventLoopUnavailable("event_loop = uvloop, but uvloop is not installed (pip install uvloop)")
     return choice
 

@@ -22,8 +22,8 @@ FE_PASSWORD = Case("fe-password", "fe password (caching_sha2), 1 worker", "fe", 
 FE_TOKEN_REUSED = Case("fe-token-reused", "fe token reused (ES256), 1 worker", "fe", 1, "token-reused", "ES256")
 FE_TOKEN_FRESH_ES = Case("fe-token-fresh-es256", "fe token fresh ES256, 1 worker", "fe", 1, "token-fresh", "ES256")
 FE_TOKEN_FRESH_RS = Case("fe-token-fresh-rs256", "fe token fresh RS256, 1 worker", "fe", 1, "token-fresh", "RS256")
-FE_TOKEN_FRESH_ES_ASYNCIO = Case(
-    "fe-token-fresh-es256-asyncio", "fe token fresh ES256, 1 worker, asyncio loop", "fe", 1, "token-fresh", "ES256"
+FE_TOKEN_FRESH_ES_UVLOOP = Case(
+    "fe-token-fresh-es256-uvloop", "fe token fresh ES256, 1 worker, uvloop", "fe", 1, "token-fresh", "ES256"
 )
 FE2_TOKEN_REUSED = Case("fe2-token-reused", "fe token reused (ES256), 2 workers", "fe", 2, "token-reused", "ES256")
 FE2_TOKEN_FRESH_ES = Case("fe2-token-fresh-es256", "fe token fresh ES256, 2 workers", "fe", 2, "token-fresh", "ES256")
@@ -194,9 +194,9 @@ class Bench:
         minted = self.generator.mint(self._mint_spec(case.alg), count, clients)
         self.log(f"  minted {minted} distinct {case.alg} tokens in {time.monotonic() - started:.1f}s (untimed)")
 
-    def start_fe(self, home: Path, workers: int, event_loop: str = "auto") -> fe_server.FeServer:
+    def start_fe(self, home: Path, workers: int, event_loop: str = "asyncio") -> fe_server.FeServer:
         server = fe_server.FeServer(home, workers=workers, extra_env={"FE_EVENT_LOOP": event_loop})
-        if event_loop != "auto":
+        if event_loop != "asyncio":
             server.log_path = home / f"fe-{workers}w-{event_loop}.log"
         fe_server.write_jwks(home, self.jwks)
         server.start()
@@ -227,10 +227,10 @@ class Bench:
                 self.run_case(case, server.pid, server.host, server.port)
         finally:
             server.stop()
-        # For scale: the same storm on the standard library's event loop instead of uvloop (fe's default).
-        server = self.start_fe(home, 1, event_loop="asyncio")
+        # For scale: the same storm with event_loop = uvloop instead of the standard library's loop (the default).
+        server = self.start_fe(home, 1, event_loop="uvloop")
         try:
-            self.run_case(FE_TOKEN_FRESH_ES_ASYNCIO, server.pid, server.host, server.port)
+            self.run_case(FE_TOKEN_FRESH_ES_UVLOOP, server.pid, server.host, server.port)
         finally:
             server.stop()
 
@@ -303,7 +303,7 @@ class Bench:
             server.stop()
 
     def run_interleaved(self) -> None:
-        """The target comparison in rounds: fe (uvloop), fe (asyncio) and MariaDB all running, each round one storm
+        """The target comparison in rounds: fe, fe on uvloop and MariaDB all running, each round one storm
         per server at the target concurrency, taking turns, so the shared machine's drift in speed (±15% between
         windows minutes apart) reaches each alike. The targets use the medians."""
         rounds, seconds = self.options.interleaved_rounds, self.options.interleaved_seconds
@@ -315,9 +315,9 @@ class Bench:
             fe = self.start_fe(self.base / "fe-rounds-home", 1)
             stops.append(fe.stop)
             contenders.append((FE_TOKEN_FRESH_ES, fe.pid, fe.host, fe.port))
-            fe_asyncio = self.start_fe(self.base / "fe-rounds-asyncio-home", 1, event_loop="asyncio")
-            stops.append(fe_asyncio.stop)
-            contenders.append((FE_TOKEN_FRESH_ES_ASYNCIO, fe_asyncio.pid, fe_asyncio.host, fe_asyncio.port))
+            fe_uvloop = self.start_fe(self.base / "fe-rounds-uvloop-home", 1, event_loop="uvloop")
+            stops.append(fe_uvloop.stop)
+            contenders.append((FE_TOKEN_FRESH_ES_UVLOOP, fe_uvloop.pid, fe_uvloop.host, fe_uvloop.port))
             if self.options.with_mariadb:
                 binaries, _problem = mariadb.ensure_installed(self.options.install_mariadb)
                 if binaries is not None:
