@@ -9,7 +9,6 @@ and the non-standard NaN/Infinity constants are refused, so no two parsers can r
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import re
@@ -25,6 +24,8 @@ from fe.auth.errors import TokenRejected
 from fe.auth.jwk import MAX_KID_LENGTH, VerificationKey
 
 _COMPACT = re.compile(rb"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 _HASHES: dict[str, hashes.HashAlgorithm] = {"256": hashes.SHA256(), "384": hashes.SHA384(), "512": hashes.SHA512()}
 _PKCS1 = padding.PKCS1v15()
@@ -99,12 +100,13 @@ def verify_signature(key: VerificationKey, alg: str, signing_input: bytes, signa
 
 
 def _b64decode(part: bytes) -> bytes:
+    """base64url without padding; `part` is already known to hold only the base64url alphabet."""
     try:
-        raw = base64.urlsafe_b64decode(part + b"=" * (-len(part) % 4))
+        raw = binascii.a2b_base64(part.translate(_FROM_URLSAFE) + b"=" * (-len(part) % 4))
     except (binascii.Error, ValueError):
         raise TokenRejected("malformed", "token is not valid base64url") from None
     # The last character may carry unused bits; they must be zero (RFC 4648 §3.5), or one token has many spellings.
-    if base64.urlsafe_b64encode(raw).rstrip(b"=") != part:
+    if binascii.b2a_base64(raw, newline=False).translate(_TO_URLSAFE).rstrip(b"=") != part:
         raise TokenRejected("malformed", "token is not canonical base64url (non-zero trailing bits)")
     return raw
 
@@ -120,12 +122,16 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+# One decoder for every token: json.loads() with hooks would build a new decoder (and scanner) per call.
+_STRICT_JSON = json.JSONDecoder(object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
+
+
 def _decode_json_object(part: bytes, what: str) -> dict[str, Any]:
     raw = _b64decode(part)
     try:
         # Strict UTF-8 (RFC 7515 §4, RFC 7519 §7.2): json.loads(bytes) would also guess UTF-16/32 and pass
-        # surrogates through. A UTF-8 BOM is not JSON either (json.loads(str) refuses it).
-        value = json.loads(raw.decode("utf-8"), object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
+        # surrogates through. A UTF-8 BOM is not JSON either (the decoder refuses it in a str).
+        value = _STRICT_JSON.decode(raw.decode("utf-8"))
     except (ValueError, RecursionError) as exc:
         detail = "duplicate member name" if "duplicate" in str(exc) else "not valid JSON"
         raise TokenRejected("malformed", f"token {what} is {detail}") from None
