@@ -60,10 +60,17 @@ def token_claims() -> dict[str, object]:
 class FeServer:
     """`python -m fe.cli serve --home HOME --port 0 [--workers N]`, its log in HOME/fe.log."""
 
-    def __init__(self, home: Path, workers: int = 1, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        workers: int = 1,
+        extra_env: dict[str, str] | None = None,
+        command_prefix: list[str] | None = None,
+    ) -> None:
         self.home = home
         self.workers = workers
         self.extra_env = extra_env or {}
+        self.command_prefix = command_prefix or []  # e.g. valgrind and its options
         self.process: subprocess.Popen[bytes] | None = None
         self.host = "127.0.0.1"
         self.port = 0
@@ -83,7 +90,17 @@ class FeServer:
             "FE_MAX_CONNECTIONS": "8000",
             **self.extra_env,
         }
-        command = [sys.executable, "-m", "fe.cli", "serve", "--home", str(self.home), "--port", "0"]
+        command = [
+            *self.command_prefix,
+            sys.executable,
+            "-m",
+            "fe.cli",
+            "serve",
+            "--home",
+            str(self.home),
+            "--port",
+            "0",
+        ]
         if self.workers > 1:
             command += ["--workers", str(self.workers)]
         with self.log_path.open("wb") as log:

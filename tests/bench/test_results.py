@@ -58,3 +58,28 @@ def test_without_rounds_the_targets_use_the_sweep() -> None:
     assert targets[0].passed is True and "0.100 ms (one window)" in targets[0].measured
     assert targets[2].passed is True and targets[2].measured == "8.0 ms (one window)"
     assert "Interleaved rounds" not in render_markdown(run, None)
+
+
+def test_callgrind_dump_is_split_by_shared_object_without_counting_calls_twice() -> None:
+    from scripts.bench.instructions import parse_callgrind
+
+    dump = """\
+version: 1
+events: Ir
+ob=(1) /usr/lib/libcrypto.so.3
+fl=(1) ???
+fn=(1) EC_POINT_mul
+0 700
+ob=(2) /usr/lib/libpython3.11.so.1.0
+fn=(2) _PyEval_EvalFrameDefault
+0 200
+cob=(1)
+cfn=(1)
+calls=1 0
+0 700
++1 50
+totals: 950
+"""
+    counts = parse_callgrind(dump)
+    assert counts.by_object == {"libcrypto.so.3": 700, "libpython3.11.so.1.0": 250}
+    assert counts.total == 950
