@@ -40,6 +40,7 @@ class PacketStream(asyncio.Protocol):
         self._tls_in: ssl.MemoryBIO | None = None
         self._tls_out: ssl.MemoryBIO | None = None
         self._handshake_done: asyncio.Future[None] | None = None
+        self._read_expired = False  # read_packet's timeout has passed
         # Called once the transport exists (the listener starts the connection's task there).
         self.on_made: Callable[[PacketStream], None] | None = None
         self.close_linger = CLOSE_LINGER_SECONDS
@@ -111,6 +112,7 @@ class PacketStream(asyncio.Protocol):
         """The next whole packet; raises PacketTooLarge, ConnectionClosed, or TimeoutError when `timeout` seconds
         pass without one."""
         timer: asyncio.TimerHandle | None = None
+        self._read_expired = False
         try:
             while True:
                 packet = self.decoder.next_packet()
@@ -123,11 +125,14 @@ class PacketStream(asyncio.Protocol):
                     raise self._failure
                 if self._eof:
                     raise ConnectionClosed("connection closed by peer")
+                if self._read_expired:
+                    # The timer fired while part of a packet was arriving (the waiter was already woken by it).
+                    raise TimeoutError()
                 self.flush()
                 loop = asyncio.get_running_loop()
                 if timeout is not None and timer is None:
                     # One timer per call, not an asyncio.timeout() per packet: this wait is on every command.
-                    timer = loop.call_later(timeout, self._time_out_waiter)
+                    timer = loop.call_later(timeout, self._time_out_read)
                 self._waiter = loop.create_future()
                 try:
                     await self._waiter
@@ -137,7 +142,8 @@ class PacketStream(asyncio.Protocol):
             if timer is not None:
                 timer.cancel()
 
-    def _time_out_waiter(self) -> None:
+    def _time_out_read(self) -> None:
+        self._read_expired = True
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(TimeoutError())
 
