@@ -23,8 +23,13 @@ class EventLoopUnavailable(Exception):
 
 def resolve(choice: str) -> str:
     """The loop to run ("asyncio" or "uvloop"); EventLoopUnavailable when uvloop is asked for but not installed."""
-    if choice == "uvloop" and importlib.util.find_spec("uvloop") is None:
-        raise EventLoopUnavailable("event_loop = uvloop, but uvloop is not installed (pip install uvloop)")
+    if choice == "uvloop":
+        if importlib.util.find_spec("uvloop") is None:
+            raise EventLoopUnavailable("event_loop = uvloop, but uvloop is not installed (pip install uvloop)")
+        try:
+            import uvloop  # noqa: F401
+        except ImportError as exc:
+            raise EventLoopUnavailable(f"event_loop = uvloop, but uvloop cannot be loaded: {exc}") from None
     return choice
 
 
