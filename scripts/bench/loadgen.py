@@ -8,8 +8,8 @@ The parent talks to each worker over a pipe, one command at a time:
 - `hold` / `release`: open N authenticated TLS connections and keep them idle, then quit them all.
 
 Every loop is bounded by time and by count; a worker exits when its pipe closes. Workers run on uvloop when it is
-installed (as fe does by default): the event loop's own per-turn cost is a large share of the lean client's CPU per
-login, and this CPU comes out of the same 2 cores as the server's.
+installed (fe can too, with event_loop = uvloop): the event loop's own per-turn cost is a large share of the lean
+client's CPU per login, and this CPU comes out of the same 2 cores as the server's.
 """
 
 from __future__ import annotations

@@ -125,14 +125,16 @@ ROUNDS_HEADER = (
 def _rounds_rows(run: BenchmarkRun) -> list[list[str]]:
     rows = []
     for rounds in run.rounds():
-        if not rounds.runs:
+        if not rounds.measured:
+            failed_row = [rounds.case.label, f"{len(rounds.runs)} (all failed)", "—", "—", "0", "—", "—"]
+            rows.append([*failed_row, str(rounds.errors)])
             continue
         low, high = rounds.cpu_ms_range
         p99_low, p99_high = rounds.p99_ms_range
         rows.append(
             [
                 rounds.case.label,
-                str(len(rounds.runs)),
+                str(len(rounds.runs)) + (f" ({rounds.failed_rounds} failed)" if rounds.failed_rounds else ""),
                 f"{rounds.cpu_ms_per_login:.3f}",
                 f"{low:.3f}–{high:.3f}",
                 f"{rounds.logins_per_second:.0f}",

@@ -107,13 +107,22 @@ class Rounds:
     runs: list[CaseRun]
 
     @property
+    def measured(self) -> list[CaseRun]:
+        """The rounds in which logins completed (a round with none counts in `errors` and `failed_rounds`)."""
+        return [r for r in self.runs if r.logins]
+
+    @property
+    def failed_rounds(self) -> int:
+        return len(self.runs) - len(self.measured)
+
+    @property
     def cpu_ms_per_login(self) -> float:
         """The median round's server CPU per login."""
-        return statistics.median(r.server_cpu_ms_per_login for r in self.runs)
+        return statistics.median(r.server_cpu_ms_per_login for r in self.measured)
 
     @property
     def cpu_ms_range(self) -> tuple[float, float]:
-        values = [r.server_cpu_ms_per_login for r in self.runs]
+        values = [r.server_cpu_ms_per_login for r in self.measured]
         return min(values), max(values)
 
     @property
@@ -131,7 +140,7 @@ class Rounds:
 
     @property
     def p99_ms_range(self) -> tuple[float, float]:
-        values = [r.p99_ms for r in self.runs]
+        values = [r.p99_ms for r in self.measured]
         return min(values), max(values)
 
     @property
@@ -181,15 +190,19 @@ class BenchmarkRun:
     def rounds(self) -> list[Rounds]:
         """The interleaved rounds, one entry per case, in the order the cases took turns."""
         cases = list(dict.fromkeys(r.case for r in self.interleaved))
-        return [Rounds(case, [r for r in self.interleaved if r.case == case and r.logins]) for case in cases]
+        return [Rounds(case, [r for r in self.interleaved if r.case == case]) for case in cases]
 
     def _target_figures(self, key: str) -> tuple[float, float, str] | None:
         """(CPU ms per login, p99 ms, where from) for a target case: the medians of the interleaved rounds when
         they ran, else the sweep's window at the target concurrency."""
         rounds = next((r for r in self.rounds() if r.case.key == key and r.runs), None)
         if rounds is not None:
+            if not rounds.measured:
+                return None  # every round failed: not measured (the rounds table shows the errors)
             low, high = rounds.cpu_ms_range
-            return rounds.cpu_ms_per_login, rounds.p99_ms, f"median of {len(rounds.runs)} rounds, {low:.3f}–{high:.3f}"
+            failed = f", {rounds.failed_rounds} failed" if rounds.failed_rounds else ""
+            where = f"median of {len(rounds.measured)} rounds{failed}, {low:.3f}–{high:.3f}"
+            return rounds.cpu_ms_per_login, rounds.p99_ms, where
         run = self.find(key, self.target_clients)
         if run is not None and run.logins:
             return run.server_cpu_ms_per_login, run.p99_ms, "one window"

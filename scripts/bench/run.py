@@ -304,8 +304,8 @@ class Bench:
 
     def run_interleaved(self) -> None:
         """The target comparison in rounds: fe, fe on uvloop and MariaDB all running, each round one storm
-        per server at the target concurrency, taking turns, so the shared machine's drift in speed (±15% between
-        windows minutes apart) reaches each alike. The targets use the medians."""
+        per server at the target concurrency, taking turns, so the shared machine's drift in speed (tens of percent
+        between windows minutes apart) reaches each alike. The targets use the medians."""
         rounds, seconds = self.options.interleaved_rounds, self.options.interleaved_seconds
         if rounds <= 0:
             return

@@ -83,3 +83,15 @@ totals: 950
     counts = parse_callgrind(dump)
     assert counts.by_object == {"libcrypto.so.3": 700, "libpython3.11.so.1.0": 250}
     assert counts.total == 950
+
+
+def test_a_round_without_logins_is_reported_not_dropped() -> None:
+    run = benchmark_run()
+    failed = storm(FE_FRESH, cpu_ms=0.9, p99_ms=20, logins=0)
+    failed.errors = 7
+    run.interleaved += [storm(FE_FRESH, 0.8, 20), failed, storm(FE_FRESH, 1.0, 20), storm(MARIADB, 0.7, 15)]
+    rounds = run.rounds()[0]
+    assert len(rounds.runs) == 3 and rounds.failed_rounds == 1 and rounds.errors == 7
+    assert rounds.cpu_ms_per_login == pytest.approx(0.9)  # the median of the two rounds that measured
+    assert "median of 2 rounds, 1 failed" in run.targets()[0].measured
+    assert "| 3 (1 failed) |" in render_markdown(run, None)
