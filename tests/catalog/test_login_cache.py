@@ -52,3 +52,10 @@ def test_a_change_marker_read_by_the_caller_keys_the_cache_too(tmp_path: Path) -
         assert first is not None and lookup() is first
         other_worker.drop_user("cy", "%")
         assert lookup() is None
+
+        statements: list[str] = []
+        serving._conn.set_trace_callback(statements.append)
+        lookup()
+        serving.find_login_account("cy", "10.0.0.1")
+        # The marker's read, then the lookup without one of its own; then a lookup that reads it itself.
+        assert [s for s in statements if "data_version" in s] == ["PRAGMA data_version"] * 2
