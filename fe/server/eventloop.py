@@ -1,10 +1,10 @@
 """Which asyncio event loop runs the server: the standard library's (the default), or uvloop (libuv, in C).
 
 A login is a handful of short turns of the event loop (greeting, TLS flights, the auth exchange, the query, the
-close). uvloop runs them with about a third fewer interpreted instructions, which measured as 3–7% less server CPU
-per login, but at 16 busy clients also as lower throughput and a higher p99 (docs/benchmarks.md). That is not
-enough to make it a dependency: it is an option (`event_loop = uvloop` in fe.conf, with `pip install uvloop`), and
-the tests run on both loops.
+close). uvloop runs them with about a third fewer interpreted instructions, which measured as 3–11% less server
+CPU per login, with throughput and p99 at 16 busy clients better in some runs and worse in others
+(docs/benchmarks.md). That modest gain does not make a native dependency worth it by default: it is an option
+(`event_loop = uvloop` in fe.conf, with `pip install uvloop`), and the tests run on both loops.
 """
 
 from __future__ import annotations
