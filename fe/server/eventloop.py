@@ -10,7 +10,6 @@ CPU per login, with throughput and p99 at 16 busy clients better in some runs an
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -22,12 +21,14 @@ class EventLoopUnavailable(Exception):
 
 
 def resolve(choice: str) -> str:
-    """The loop to run ("asyncio" or "uvloop"); EventLoopUnavailable when uvloop is asked for but not installed."""
+    """The loop to run ("asyncio" or "uvloop"); EventLoopUnavailable when uvloop is asked for but cannot load."""
     if choice == "uvloop":
-        if importlib.util.find_spec("uvloop") is None:
-            raise EventLoopUnavailable("event_loop = uvloop, but uvloop is not installed (pip install uvloop)")
         try:
             import uvloop  # noqa: F401
+        except ModuleNotFoundError:
+            raise EventLoopUnavailable(
+                "event_loop = uvloop, but uvloop is not installed (pip install uvloop)"
+            ) from None
         except ImportError as exc:
             raise EventLoopUnavailable(f"event_loop = uvloop, but uvloop cannot be loaded: {exc}") from None
     return choice
@@ -47,5 +48,10 @@ def run(main: Coroutine[Any, Any, T], name: str) -> T:
         return runner.run(main)
 
 
+def from_uvloop(obj: object) -> bool:
+    """True for uvloop's loop and transports."""
+    return type(obj).__module__.startswith("uvloop")
+
+
 def running_loop_name() -> str:
-    return "uvloop" if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else "asyncio"
+    return "uvloop" if from_uvloop(asyncio.get_running_loop()) else "asyncio"

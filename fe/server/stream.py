@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from fe.mysql.codec import frame
 from fe.mysql.framing import Packet, PacketDecoder
+from fe.server.eventloop import from_uvloop
 
 _TLS_READ_SIZE = 64 * 1024
 # After close(), how long unsent bytes may wait for a client that does not read before the socket is dropped.
@@ -53,7 +54,7 @@ class PacketStream(asyncio.Protocol):
         # Replies are small and often come in pairs (AuthMoreData, then OK): with Nagle's algorithm on, the second
         # waits for the client's delayed ACK, about 40 ms. uvloop turns it off on every TCP transport; asyncio
         # skips accepted sockets (their proto is 0), so those get it here.
-        if not type(transport).__module__.startswith("uvloop"):
+        if not from_uvloop(transport):
             sock = transport.get_extra_info("socket")
             if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
