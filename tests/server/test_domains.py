@@ -51,3 +51,46 @@ async def test_resolution_follows_the_catalog(tmp_path: Path, fake_dns: dict[str
         await resolver.catch_up()
         assert resolver.addresses("db.example") == frozenset()
         assert catalog.find_login_account("app", "10.0.0.8") is None
+
+
+class _StopLogin(Exception):
+    pass
+
+
+async def test_a_login_reads_the_change_marker_again_after_resolving_domains() -> None:
+    """The marker a login reads first goes to the domain check; once domains were resolved (an await, during which
+    the catalog may move on), the account lookup gets a marker read afterwards, never the stale one."""
+    from types import SimpleNamespace
+
+    from fe.server.login import Authenticator
+
+    class Accounts:
+        def __init__(self) -> None:
+            self.markers = iter([(1, 0), (2, 0)])
+            self.data_versions: list[int | None] = []
+
+        def change_marker(self) -> tuple[int, int]:
+            return next(self.markers)
+
+        def find_login_account(self, name: str, client_ip: str, data_version: int | None = None) -> None:
+            self.data_versions.append(data_version)
+            raise _StopLogin
+
+    class Domains:
+        def __init__(self) -> None:
+            self.checked: list[tuple[int, int]] = []
+            self.catch_ups = 0
+
+        def is_current(self, marker: tuple[int, int]) -> bool:
+            self.checked.append(marker)
+            return False
+
+        async def catch_up(self) -> None:
+            self.catch_ups += 1
+
+    accounts, domains = Accounts(), Domains()
+    authenticator = Authenticator(accounts, None, None, 16384, domains)  # type: ignore[arg-type]
+    with pytest.raises(_StopLogin):
+        await authenticator.authenticate(SimpleNamespace(user="app", client_host="10.0.0.8"))  # type: ignore[arg-type]
+    assert domains.checked == [(1, 0)] and domains.catch_ups == 1
+    assert accounts.data_versions == [2]
