@@ -86,17 +86,3 @@ CHARSET_BINARY = 63
 PLUGIN_CACHING_SHA2 = "caching_sha2_password"
 PLUGIN_NATIVE = "mysql_native_password"
 PLUGIN_OIDC_CLIENT = "authentication_openid_connect_client"
-
-
-class ErrorCode(IntEnum):
-    CON_COUNT = 1040
-    HANDSHAKE = 1043
-    ACCESS_DENIED = 1045
-    UNKNOWN_COM = 1047
-    BAD_DB = 1049
-    NET_PACKET_TOO_LARGE = 1153
-    NET_READ_ERROR = 1158
-    NET_PACKETS_OUT_OF_ORDER = 1156
-    MALFORMED_PACKET = 1835
-    SECURE_TRANSPORT_REQUIRED = 3159
-    SERVER_SHUTDOWN = 1053

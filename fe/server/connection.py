@@ -15,9 +15,9 @@ from fe.mysql.constants import (
     Capability,
     ColumnType,
     Command,
-    ErrorCode,
     ServerStatus,
 )
+from fe.mysql.errors import ErrorCode
 from fe.mysql.framing import Packet
 from fe.server.context import ServerContext
 from fe.server.login import CHANGE_USER_NO_PLUGIN, Exchange, LoginAccount, LoginFailed

@@ -8,7 +8,7 @@ import logging
 import socket
 
 from fe.mysql import messages
-from fe.mysql.constants import ErrorCode
+from fe.mysql.errors import ErrorCode
 from fe.server.connection import Connection
 from fe.server.context import ServerContext
 from fe.server.stream import PacketStream

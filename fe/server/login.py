@@ -22,8 +22,8 @@ from fe.mysql.constants import (
     PLUGIN_CACHING_SHA2,
     PLUGIN_NATIVE,
     PLUGIN_OIDC_CLIENT,
-    ErrorCode,
 )
+from fe.mysql.errors import ErrorCode
 from fe.server.domains import DomainResolver
 from fe.server.stream import PacketStream
 from fe.server.tls import TlsMaterial
