@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import sys
+from typing import Any
 
 from fe.config import Settings, as_environment
 from fe.server.app import prepare_home
@@ -78,15 +79,20 @@ async def supervise(settings: Settings) -> int:
     stopping = asyncio.Event()
     signalled = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        signalled.set()
+        stopping.set()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, lambda: (signalled.set(), stopping.set()))
+        loop.add_signal_handler(signum, on_signal)
     readies = [asyncio.Event() for _ in range(settings.workers)]
     tasks = [
         asyncio.create_task(_run_worker(settings, port, i, settings.workers, readies[i], stopping))
         for i in range(settings.workers)
     ]
-    ready_all = asyncio.ensure_future(asyncio.gather(*(r.wait() for r in readies)))
-    stop_waiter = asyncio.ensure_future(stopping.wait())
+    ready_all: asyncio.Future[Any] = asyncio.ensure_future(asyncio.gather(*(r.wait() for r in readies)))
+    stop_waiter: asyncio.Future[Any] = asyncio.ensure_future(stopping.wait())
     await asyncio.wait({ready_all, stop_waiter}, return_when=asyncio.FIRST_COMPLETED)
     reservation.close()
     became_ready = ready_all.done()
