@@ -10,7 +10,6 @@ Not for production: a real deployment points jwks_url at its identity provider.
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
 import json
 import os
@@ -24,6 +23,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
+from fe.auth import b64url
 from fe.auth.jwk import EC_CURVES, RSA_ALGORITHMS
 from fe.auth.token_spec import SUPPORTED_ALGORITHMS
 
@@ -53,19 +53,19 @@ def public_jwk(private_key: PrivateKey, alg: str | None = None) -> dict[str, Any
     public = private_key.public_key()
     members: dict[str, Any]
     if isinstance(public, rsa.RSAPublicKey):
-        numbers = public.public_numbers()
-        members = {"e": _b64_uint(numbers.e), "kty": "RSA", "n": _b64_uint(numbers.n)}
+        rsa_numbers = public.public_numbers()
+        members = {"e": _b64_uint(rsa_numbers.e), "kty": "RSA", "n": _b64_uint(rsa_numbers.n)}
     elif isinstance(public, ec.EllipticCurvePublicKey):
         crv = next(name for name, (curve, _s, _a) in EC_CURVES.items() if curve.name == public.curve.name)
         size = EC_CURVES[crv][1]
-        numbers = public.public_numbers()
-        members = {"crv": crv, "kty": "EC", "x": _b64_uint(numbers.x, size), "y": _b64_uint(numbers.y, size)}
+        point = public.public_numbers()
+        members = {"crv": crv, "kty": "EC", "x": _b64_uint(point.x, size), "y": _b64_uint(point.y, size)}
     else:
         raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         crv = "Ed25519" if isinstance(public, ed25519.Ed25519PublicKey) else "Ed448"
-        members = {"crv": crv, "kty": "OKP", "x": _b64(raw)}
+        members = {"crv": crv, "kty": "OKP", "x": b64url.encode(raw)}
     thumbprint = hashlib.sha256(json.dumps(members, separators=(",", ":"), sort_keys=True).encode()).digest()
-    jwk = {**members, "kid": _b64(thumbprint), "use": "sig"}
+    jwk = {**members, "kid": b64url.encode(thumbprint), "use": "sig"}
     if alg is not None:
         jwk["alg"] = alg
     return jwk
@@ -172,10 +172,7 @@ def write_private_file(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
 def _b64_uint(value: int, size: int | None = None) -> str:
+    """RFC 7518 §2 Base64urlUInt: big-endian, minimal length unless a fixed `size` is given (EC coordinates)."""
     length = size if size is not None else max(1, (value.bit_length() + 7) // 8)
-    return _b64(value.to_bytes(length, "big"))
+    return b64url.encode(value.to_bytes(length, "big"))

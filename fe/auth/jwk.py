@@ -7,11 +7,9 @@ Nothing here does I/O; the key sources hand in bytes or parsed JSON.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+from fe.auth import b64url
 from fe.auth.token_spec import SUPPORTED_ALGORITHMS
 
 RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
@@ -33,13 +32,17 @@ EC_CURVES: dict[str, tuple[type[ec.EllipticCurve], int, str]] = {
     "P-521": (ec.SECP521R1, 66, "ES512"),
 }
 _CURVE_NAME_BY_OPENSSL = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
-_OKP_CURVES = {"Ed25519": (ed25519.Ed25519PublicKey, 32), "Ed448": (ed448.Ed448PublicKey, 57)}
 
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | ed448.Ed448PublicKey
 
+# OKP curve name → (loader of the raw public key, its length in bytes)
+_OKP_CURVES: dict[str, tuple[Callable[[bytes], PublicKey], int]] = {
+    "Ed25519": (ed25519.Ed25519PublicKey.from_public_bytes, 32),
+    "Ed448": (ed448.Ed448PublicKey.from_public_bytes, 57),
+}
+
 # RFC 7518 §6.2.2 (EC "d"), §6.3.2 (RSA "d" ... "oth"), RFC 8037 §2 (OKP "d"). (oct keys are refused by kty.)
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth"})
-_B64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
 _PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----\r?\n.*?-----END \1-----", re.DOTALL)
 
 
@@ -83,20 +86,26 @@ class KeySet:
         object.__setattr__(self, "members", frozenset(self.keys))
 
 
-def b64url_decode(text: str) -> bytes:
-    if not isinstance(text, str) or not _B64URL.fullmatch(text):
+def _member_bytes(value: object) -> bytes:
+    """A JWK member's bytes: strict base64url, except that trailing `=` padding is tolerated."""
+    if not isinstance(value, str):
+        raise KeyParseError("not a base64url string")
+    # JOSE omits padding (RFC 7515 §2), yet some identity providers publish padded key members. The key set comes
+    # from the configured source, not from a token, so accepting both spellings here costs nothing.
+    unpadded = value.rstrip("=")
+    if len(value) - len(unpadded) > 2:
         raise KeyParseError("not a base64url string")
     try:
-        return base64.urlsafe_b64decode(text.rstrip("=") + "=" * (-len(text.rstrip("=")) % 4))
-    except (binascii.Error, ValueError):
+        return b64url.decode(unpadded)
+    except b64url.Base64urlError:
         raise KeyParseError("not a base64url string") from None
 
 
-def b64url_uint(jwk: dict[str, Any], member: str) -> int:
+def _member_uint(jwk: dict[str, Any], member: str) -> int:
     if member not in jwk:
         raise KeyParseError(f"missing {member!r}")
     try:
-        raw = b64url_decode(jwk[member])
+        raw = _member_bytes(jwk[member])
     except KeyParseError:
         raise KeyParseError(f"{member!r} is not a base64url string") from None
     if not raw:
@@ -163,8 +172,8 @@ def parse_jwk(jwk: object) -> VerificationKey:
 
 def _public_key_from_jwk(kty: object, jwk: dict[str, Any]) -> PublicKey:
     if kty == "RSA":
-        n = b64url_uint(jwk, "n")
-        e = b64url_uint(jwk, "e")
+        n = _member_uint(jwk, "n")
+        e = _member_uint(jwk, "e")
         if n.bit_length() > MAX_RSA_BITS:
             raise KeyParseError(f"RSA modulus of {n.bit_length()} bits is too large")
         return rsa.RSAPublicNumbers(e, n).public_key()
@@ -173,7 +182,7 @@ def _public_key_from_jwk(kty: object, jwk: dict[str, Any]) -> PublicKey:
         if crv not in EC_CURVES:
             raise KeyParseError(f"EC curve {crv!r} is not supported")
         curve, size, _alg = EC_CURVES[crv]
-        x, y = (b64url_decode(jwk.get(m, "")) for m in ("x", "y"))
+        x, y = (_member_bytes(jwk.get(m, "")) for m in ("x", "y"))
         if len(x) != size or len(y) != size:
             raise KeyParseError(f"EC {crv} coordinates must be {size} bytes")
         numbers = ec.EllipticCurvePublicNumbers(int.from_bytes(x, "big"), int.from_bytes(y, "big"), curve())
@@ -182,11 +191,11 @@ def _public_key_from_jwk(kty: object, jwk: dict[str, Any]) -> PublicKey:
         crv = jwk.get("crv")
         if crv not in _OKP_CURVES:
             raise KeyParseError(f"OKP curve {crv!r} is not supported for signatures")
-        key_class, size = _OKP_CURVES[crv]
-        x = b64url_decode(jwk.get("x", ""))
+        load, size = _OKP_CURVES[crv]
+        x = _member_bytes(jwk.get("x", ""))
         if len(x) != size:
             raise KeyParseError(f"{crv} public key must be {size} bytes")
-        return key_class.from_public_bytes(x)
+        return load(x)
     if kty == "oct":
         raise KeyParseError("symmetric (oct) keys are not accepted")
     raise KeyParseError(f"kty {kty!r} is not supported")

@@ -9,7 +9,6 @@ and the non-standard NaN/Infinity constants are refused, so no two parsers can r
 
 from __future__ import annotations
 
-import binascii
 import json
 import re
 from dataclasses import dataclass
@@ -20,12 +19,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from fe.auth import b64url
 from fe.auth.errors import TokenRejected
 from fe.auth.jwk import MAX_KID_LENGTH, VerificationKey
 
 _COMPACT = re.compile(rb"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
-_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
-_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 _HASHES: dict[str, hashes.HashAlgorithm] = {"256": hashes.SHA256(), "384": hashes.SHA384(), "512": hashes.SHA512()}
 _PKCS1 = padding.PKCS1v15()
@@ -63,15 +61,17 @@ def parse_compact(token: bytes) -> CompactToken:
     if _COMPACT.fullmatch(token) is None:
         raise TokenRejected("malformed", "token is not base64url text (or has an empty part)")
     header_b64, payload_b64, signature_b64 = token.split(b".")
-    header = _decode_json_object(header_b64, "header")
+    header = _decode_json_object(_b64decode(header_b64), "header")
     alg = header.get("alg")
     if not isinstance(alg, str):
         raise TokenRejected("malformed", "token header has no string 'alg'")
     kid = header.get("kid", "")
     if not isinstance(kid, str) or len(kid) > MAX_KID_LENGTH:
         raise TokenRejected("malformed", f"token header 'kid' must be a string of at most {MAX_KID_LENGTH} characters")
-    claims = _decode_json_object(payload_b64, "payload")
-    return CompactToken(header, claims, token[: len(header_b64) + 1 + len(payload_b64)], _b64decode(signature_b64))
+    payload = _b64decode(payload_b64)
+    claims = _decode_json_object(payload, "payload")
+    signing_input = token[: len(header_b64) + 1 + len(payload_b64)]
+    return CompactToken(header, claims, signing_input, _b64decode(signature_b64))
 
 
 def verify_signature(key: VerificationKey, alg: str, signing_input: bytes, signature: bytes) -> bool:
@@ -100,15 +100,10 @@ def verify_signature(key: VerificationKey, alg: str, signing_input: bytes, signa
 
 
 def _b64decode(part: bytes) -> bytes:
-    """base64url without padding; `part` is already known to hold only the base64url alphabet."""
     try:
-        raw = binascii.a2b_base64(part.translate(_FROM_URLSAFE) + b"=" * (-len(part) % 4))
-    except (binascii.Error, ValueError):
-        raise TokenRejected("malformed", "token is not valid base64url") from None
-    # The last character may carry unused bits; they must be zero (RFC 4648 §3.5), or one token has many spellings.
-    if binascii.b2a_base64(raw, newline=False).translate(_TO_URLSAFE).rstrip(b"=") != part:
-        raise TokenRejected("malformed", "token is not canonical base64url (non-zero trailing bits)")
-    return raw
+        return b64url.decode(part)
+    except b64url.Base64urlError as exc:
+        raise TokenRejected("malformed", f"token is {exc}") from None
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -126,8 +121,7 @@ def _reject_constant(name: str) -> None:
 _STRICT_JSON = json.JSONDecoder(object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant)
 
 
-def _decode_json_object(part: bytes, what: str) -> dict[str, Any]:
-    raw = _b64decode(part)
+def _decode_json_object(raw: bytes, what: str) -> dict[str, Any]:
     try:
         # Strict UTF-8 (RFC 7515 §4, RFC 7519 §7.2): json.loads(bytes) would also guess UTF-16/32 and pass
         # surrogates through. A UTF-8 BOM is not JSON either (the decoder refuses it in a str).
