@@ -19,7 +19,7 @@ from fe.server.context import ServerContext
 from fe.server.domains import DomainResolver
 from fe.server.eventloop import running_loop_name
 from fe.server.listener import Listener, make_listening_socket
-from fe.server.login import Authenticator
+from fe.server.login_services import make_authenticator
 from fe.server.stats import ServerStats
 from fe.server.tls import prepare_tls
 from fe.sql.executor import Executor
@@ -87,7 +87,7 @@ async def serve(
             settings=settings,
             server_version=SERVER_VERSION,
             tls=tls,
-            authenticator=Authenticator(catalog, verifier, tls, settings.max_token_bytes, domains),
+            authenticator=make_authenticator(catalog, verifier, tls, settings, domains),
             executor=Executor(catalog, settings, status=stats.snapshot),
             stats=stats,
         )

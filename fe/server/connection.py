@@ -1,4 +1,6 @@
-"""One client connection from greeting to close: handshake, optional TLS, login, then the command phase."""
+"""One client connection from greeting to close: the driver around the sans-IO ServerProtocol (fe/mysql) and the
+login's exchange (fe/auth/login.py). It moves bytes and awaits; what may be sent when, and with which sequence
+id, is the protocol's business, and what to send during a login is the authentication method's."""
 
 from __future__ import annotations
 
@@ -6,21 +8,23 @@ import asyncio
 import logging
 import os
 import time
+import traceback
 
+from fe.auth.login import LoginAttempt, LoginDenied, LoginOutcome
+from fe.auth.methods import CHANGE_USER_NO_PLUGIN
 from fe.mysql import messages
-from fe.mysql.codec import MalformedPacket, PacketTooLarge
-from fe.mysql.constants import (
-    PLUGIN_CACHING_SHA2,
-    SERVER_CAPABILITIES,
-    Capability,
-    ColumnType,
-    Command,
-    ServerStatus,
-)
+from fe.mysql.constants import PLUGIN_CACHING_SHA2, SERVER_CAPABILITIES, Capability, ColumnType, Command, ServerStatus
 from fe.mysql.errors import ErrorCode
-from fe.mysql.framing import Packet
+from fe.mysql.protocol import (
+    AuthReply,
+    ChangeUserRequested,
+    ClientProtocolError,
+    CommandReceived,
+    HandshakeReceived,
+    QuitRequested,
+    SslRequested,
+)
 from fe.server.context import ServerContext
-from fe.server.login import CHANGE_USER_NO_PLUGIN, Exchange, LoginAccount, LoginFailed
 from fe.server.stream import ConnectionClosed, PacketStream
 from fe.sql.results import OkResult, ResultSet, SqlError
 from fe.sql.session import Session
@@ -32,7 +36,6 @@ login_log = logging.getLogger("fe.login")
 ADVERTISED_CAPABILITIES = SERVER_CAPABILITIES | Capability.SSL
 # How long a reply may wait for the client to read (MySQL's net_write_timeout); never longer than the idle timeout.
 WRITE_TIMEOUT_SECONDS = 60.0
-TOO_LARGE = (ErrorCode.NET_PACKET_TOO_LARGE, "08S01", "Got a packet bigger than 'max_allowed_packet' bytes")
 _NONCE_ALPHABET = bytes(range(0x21, 0x7F))
 _TO_NONCE_ALPHABET = bytes(_NONCE_ALPHABET[b % len(_NONCE_ALPHABET)] for b in range(256))
 
@@ -49,8 +52,8 @@ class Connection:
         self.server = server
         self.settings = server.settings
         self.stream = stream
+        self.protocol = stream.protocol
         self.connection_id = connection_id
-        self.capabilities = 0
         self.session: Session | None = None
         self.client_host = stream.peer[0]
 
@@ -63,116 +66,121 @@ class Connection:
                     await self._connect()
             except TimeoutError:
                 log.info("connection %d from %s: handshake timeout", self.connection_id, self.client_host)
-                self._fail_fatal(ErrorCode.HANDSHAKE, "08S01", "Bad handshake: timed out", seq=None)
                 return
             if self.session is None:
                 return
-            self.stream.set_packet_limit(self.settings.max_packet_size)
             await self._command_loop()
         except (ConnectionClosed, ConnectionError):
             pass
         finally:
+            self.protocol.close()
             self.stream.close()
 
-    def _fail_fatal(self, code: int, sqlstate: str, message: str, seq: int | None) -> None:
-        """Send an ERR (when we know the sequence id) and close."""
-        if seq is not None:
-            self.stream.send((messages.err(code, sqlstate, message),), seq)
+    def _end(self, wire: bytes) -> None:
+        """Send a closing ERR the protocol framed, and close."""
+        self.stream.write(wire)
         self.stream.close()
 
     # ---- connection phase ----
 
     async def _connect(self) -> None:
         nonce = make_nonce()
-        status = ServerStatus.AUTOCOMMIT
-        greeting = messages.greeting(
-            self.connection_id, nonce, ADVERTISED_CAPABILITIES, self.server.server_version,
-            PLUGIN_CACHING_SHA2, status,
-        )  # fmt: skip
-        self.stream.send((greeting,), 0)
+        self.stream.write(
+            self.protocol.greeting(
+                self.connection_id, nonce, self.server.server_version, PLUGIN_CACHING_SHA2, ServerStatus.AUTOCOMMIT
+            )
+        )
         started = time.perf_counter()
-        expected_seq = 1
         try:
-            packet = self._expect_seq(await self.stream.read_packet(), expected_seq)
-            hello = messages.parse_client_hello(packet.payload, ADVERTISED_CAPABILITIES)
-            if isinstance(hello, messages.SSLRequest):
+            event = await self.stream.next_event()
+            if isinstance(event, SslRequested):
                 await self.stream.start_tls(self.server.tls.context)
-                expected_seq = packet.next_seq
-                packet = self._expect_seq(await self.stream.read_packet(), expected_seq)
-                hello = messages.parse_client_hello(packet.payload, ADVERTISED_CAPABILITIES)
-                if isinstance(hello, messages.SSLRequest):
-                    raise MalformedPacket("a second SSLRequest")
-            elif hello.capabilities & Capability.SSL:
-                raise MalformedPacket("client asked for TLS without an SSLRequest")
-            next_seq = packet.next_seq
-        except PacketTooLarge:
-            self._fail_fatal(*TOO_LARGE, expected_seq + 1)
+                self.protocol.tls_established()
+                event = await self.stream.next_event()
+        except ClientProtocolError as exc:
+            self._end(self.protocol.fail(exc))
             return
-        except MalformedPacket as exc:
-            self._fail_fatal(ErrorCode.HANDSHAKE, "08S01", f"Bad handshake: {exc}", expected_seq + 1)
-            return
-        except _SequenceError as exc:
-            self._fail_fatal(ErrorCode.NET_PACKETS_OUT_OF_ORDER, "08S01", "Got packets out of order", exc.reply_seq)
-            return
-        self.capabilities = hello.capabilities
+        assert isinstance(event, HandshakeReceived)
+        hello = event.response
         if self.settings.require_secure_transport and not self.stream.is_tls:
-            self._fail_fatal(
-                ErrorCode.SECURE_TRANSPORT_REQUIRED, "HY000",
-                "Connections using insecure transport are prohibited while --require_secure_transport=ON.",
-                next_seq,
-            )  # fmt: skip
+            self._end(
+                self.protocol.login_denied(
+                    ErrorCode.SECURE_TRANSPORT_REQUIRED,
+                    "Connections using insecure transport are prohibited while --require_secure_transport=ON.",
+                )
+            )
             self._log_login(hello.user, "", "failure", "insecure_transport", started)
             return
-        exchange = Exchange(
-            self.stream, next_seq, nonce, hello.user, self.client_host, hello.plugin, hello.auth_response,
-            sent_credentials=bool(hello.auth_response),
-        )  # fmt: skip
-        account = await self._authenticate(exchange, started)
-        if account is None:
-            return
-        self.session = self._new_session(hello.user, account, exchange.plugin)
-        if hello.database:
-            try:
-                self.server.executor.use_database(self.session, hello.database)
-            except SqlError as exc:
-                self.stream.send((_sql_error(exc),), exchange.seq)
-                self.session = None
-                self.stream.close()
-                return
-        self.stream.send((messages.ok(status=self._status()),), exchange.seq)
-        await self.stream.drain()
+        attempt = LoginAttempt(
+            hello.user, self.client_host, hello.plugin, hello.auth_response, nonce, secure=self.stream.is_tls
+        )
+        outcome = await self._login(attempt, started)
+        if outcome is not None:
+            self.session = self._open_session(outcome, hello.database)
+            await self.stream.drain()
 
-    @staticmethod
-    def _expect_seq(packet: Packet, expected: int) -> Packet:
-        if packet.seq != expected:
-            raise _SequenceError(packet.next_seq)
-        return packet
-
-    async def _authenticate(self, exchange: Exchange, started: float) -> LoginAccount | None:
+    async def _login(self, attempt: LoginAttempt, started: float) -> LoginOutcome | None:
+        """Run the login's exchange to its end: the outcome, or None once the refusal was sent."""
+        exchange = self.server.authenticator.login(attempt)
+        reply: bytes | None = None
         try:
-            account = await self.server.authenticator.authenticate(exchange)
-        except LoginFailed as exc:
-            self._log_login(exchange.user, exchange.plugin, "failure", exc.reason, started, exc.message)
-            self._fail_fatal(*exc.as_err(), exchange.seq)
+            while True:
+                step = await exchange.asend(reply)  # type: ignore[arg-type]  # the first asend must be None
+                if isinstance(step, LoginOutcome):
+                    break
+                self.stream.write(self.protocol.auth_packet(step))
+                event = await self.stream.next_event()
+                assert isinstance(event, AuthReply)
+                reply = event.payload
+        except LoginDenied as exc:
+            self._log_login(attempt.user, attempt.plugin, "failure", exc.reason, started, exc.detail or exc.message)
+            self._end(self.protocol.login_denied(exc.code, exc.client_message(attempt)))
             return None
-        except PacketTooLarge:
-            self._log_login(exchange.user, exchange.plugin, "failure", "packet_too_large", started)
-            self._fail_fatal(*TOO_LARGE, exchange.seq)
+        except ClientProtocolError as exc:
+            self._log_login(attempt.user, attempt.plugin, "failure", exc.reason, started)
+            self._end(self.protocol.fail(exc))
             return None
         except ConnectionClosed:
-            self._log_login(exchange.user, exchange.plugin, "failure", "client_closed", started)
+            self._log_login(attempt.user, attempt.plugin, "failure", "client_closed", started)
             raise
         except asyncio.CancelledError:  # the handshake timeout, or shutdown, in the middle of the exchange
-            self._log_login(exchange.user, exchange.plugin, "failure", "timeout", started)
+            self._log_login(attempt.user, attempt.plugin, "failure", "timeout", started)
             raise
-        except Exception:
+        except Exception as exc:
             # A bug or a broken dependency (catalog, verifier): still a clean, logged refusal, never a session.
-            log.exception("connection %d: login failed unexpectedly", self.connection_id)
-            self._log_login(exchange.user, exchange.plugin, "failure", "internal_error", started)
-            self._fail_fatal(*exchange.denied("internal_error").as_err(), exchange.seq)
+            log.error("connection %d: login failed unexpectedly: %s", self.connection_id, describe_exception(exc))
+            self._log_login(attempt.user, attempt.plugin, "failure", "internal_error", started)
+            denied = LoginDenied("internal_error")
+            self._end(self.protocol.login_denied(denied.code, denied.client_message(attempt)))
             return None
-        self._log_login(exchange.user, exchange.plugin, "success", "ok", started)
-        return account
+        finally:
+            await exchange.aclose()
+        self._log_login(attempt.user, attempt.plugin, "success", "ok", started)
+        return step
+
+    def _open_session(self, outcome: LoginOutcome, database: str) -> Session | None:
+        """The logged-in session, its OK sent; or None (and the connection closed) when its database fails."""
+        for payload in outcome.after_ok:
+            self.stream.write(self.protocol.auth_packet(payload))
+        session = Session(
+            connection_id=self.connection_id,
+            user=outcome.user,
+            client_host=self.client_host,
+            matched_name=outcome.account.name,
+            matched_host=outcome.account.host,
+            login=outcome,
+        )
+        if database:
+            try:
+                self.server.executor.use_database(session, database)
+            except SqlError as exc:
+                # For COM_CHANGE_USER the client takes the ERR as "the change failed, I am still who I was": a
+                # session that went on as the new user would run its next statements with rights it does not know
+                # it has. Close, on connect and on change alike.
+                self._end(self.protocol.login_denied(exc.code, exc.message, exc.sqlstate))
+                return None
+        self.stream.write(self.protocol.login_ok(_status(session)))
+        return session
 
     def _log_login(self, user: str, plugin: str, outcome: str, reason: str, started: float, detail: str = "") -> None:
         elapsed_ms = (time.perf_counter() - started) * 1000
@@ -184,42 +192,31 @@ class Connection:
             f" detail={_quote(detail)}" if detail and outcome != "success" else "",
         )  # fmt: skip
 
-    def _new_session(self, user: str, account: LoginAccount, plugin: str) -> Session:
-        return Session(
-            connection_id=self.connection_id,
-            user=user,
-            client_host=self.client_host,
-            matched_name=account.name,
-            matched_host=account.host,
-            secure_transport=self.stream.is_tls,
-            auth_plugin=plugin,
-        )
-
     # ---- command phase ----
-
-    def _status(self) -> int:
-        return int(ServerStatus.AUTOCOMMIT) if self.session is None or self.session.autocommit else 0
 
     async def _command_loop(self) -> None:
         idle = self.settings.idle_timeout_seconds
         while True:
             try:
-                packet = await self.stream.read_packet(idle)
+                event = await self.stream.next_event(idle)
             except TimeoutError:
-                self._fail_fatal(4031, "HY000", "The client was disconnected by the server because of inactivity.", 0)
-                return
-            except PacketTooLarge:
-                self._fail_fatal(*TOO_LARGE, 1)
-                return
-            if packet.seq != 0:
-                self._fail_fatal(
-                    ErrorCode.NET_PACKETS_OUT_OF_ORDER, "08S01", "Got packets out of order", packet.next_seq
+                self._end(
+                    self.protocol.close_with(
+                        ErrorCode.CLIENT_INTERACTION_TIMEOUT,
+                        "The client was disconnected by the server because of inactivity.",
+                    )
                 )
                 return
-            if not packet.payload:
-                self._fail_fatal(ErrorCode.MALFORMED_PACKET, "HY000", "Malformed communication packet.", 1)
+            except ClientProtocolError as exc:
+                self._end(self.protocol.fail(exc))
                 return
-            keep_going = await self._dispatch(packet)
+            if isinstance(event, QuitRequested):
+                return
+            if isinstance(event, ChangeUserRequested):
+                keep_going = await self._change_user(event)
+            else:
+                assert isinstance(event, CommandReceived)
+                keep_going = await self._dispatch(event)
             try:
                 await self.stream.drain(min(idle, WRITE_TIMEOUT_SECONDS))
             except TimeoutError:
@@ -232,109 +229,109 @@ class Connection:
             if not keep_going:
                 return
 
-    async def _dispatch(self, packet: Packet) -> bool:
+    def _reply(self, *payloads: bytes) -> None:
+        self.stream.write(self.protocol.reply(payloads))
+
+    def _ok(self) -> None:
+        self._reply(messages.ok(status=_status(self.session)))
+
+    async def _dispatch(self, event: CommandReceived) -> bool:
         session = self.session
         assert session is not None
-        command, body, seq = packet.payload[0], packet.payload[1:], packet.next_seq
+        command, body = event.command, event.body
         if command == Command.QUERY:
-            await self._query(body, seq)
+            await self._query(session, body)
         elif command == Command.PING:
-            self.stream.send((messages.ok(status=self._status()),), seq)
-        elif command == Command.QUIT:
-            return False
+            self._ok()
         elif command == Command.INIT_DB:
             try:
                 self.server.executor.use_database(session, body.decode("utf-8", "replace"))
-                self.stream.send((messages.ok(status=self._status()),), seq)
+                self._ok()
             except SqlError as exc:
-                self.stream.send((_sql_error(exc),), seq)
+                self._sql_error(exc)
         elif command == Command.FIELD_LIST:
-            self.stream.send((self._end_of_rows(),), seq)
+            self._reply(self._end_of_rows())
         elif command == Command.RESET_CONNECTION:
             session.reset()
-            self.stream.send((messages.ok(status=self._status()),), seq)
-        elif command == Command.CHANGE_USER:
-            return await self._change_user(packet)
+            self._ok()
         else:
             name = Command(command).name if command in Command._value2member_map_ else f"0x{command:02x}"
-            self.stream.send((messages.err(ErrorCode.UNKNOWN_COM, "08S01", f"Unknown command {name}"),), seq)
+            self.stream.write(self.protocol.error(ErrorCode.UNKNOWN_COM, f"Unknown command {name}"))
         return True
 
     def _end_of_rows(self) -> bytes:
-        if self.capabilities & Capability.DEPRECATE_EOF:
-            return messages.ok(status=self._status(), header=0xFE)
-        return messages.eof(self._status())
+        if self.protocol.capabilities & Capability.DEPRECATE_EOF:
+            return messages.ok(status=_status(self.session), header=0xFE)
+        return messages.eof(_status(self.session))
 
-    async def _query(self, body: bytes, seq: int) -> None:
-        session = self.session
-        assert session is not None
+    def _sql_error(self, exc: SqlError) -> None:
+        self.stream.write(self.protocol.error(exc.code, exc.message, exc.sqlstate))
+
+    async def _query(self, session: Session, body: bytes) -> None:
         try:
             sql = body.decode("utf-8")
         except UnicodeDecodeError:
-            self.stream.send((messages.err(1300, "HY000", "Invalid utf8mb4 character string in query"),), seq)
+            self.stream.write(
+                self.protocol.error(ErrorCode.INVALID_CHARACTER_STRING, "Invalid utf8mb4 character string in query")
+            )
             return
         try:
             result = await self.server.executor.execute(session, sql)
         except SqlError as exc:
-            self.stream.send((_sql_error(exc),), seq)
+            self._sql_error(exc)
             return
-        except Exception:
-            log.exception("connection %d: statement failed unexpectedly: %.200s", self.connection_id, sql)
-            self.stream.send((messages.err(1105, "HY000", "Unknown error executing the statement"),), seq)
+        except Exception as exc:
+            log.error(
+                "connection %d: statement failed unexpectedly: %s",
+                self.connection_id, describe_exception(exc),
+            )  # fmt: skip
+            self.stream.write(self.protocol.error(ErrorCode.UNKNOWN_ERROR, "Unknown error executing the statement"))
             return
         warnings = len(session.warnings)
         if isinstance(result, OkResult):
-            payload = messages.ok(
-                result.affected_rows, result.last_insert_id, self._status(), result.warnings or warnings, result.info
+            status = _status(session)
+            self._reply(
+                messages.ok(
+                    result.affected_rows, result.last_insert_id, status, result.warnings or warnings, result.info
+                )
             )
-            self.stream.send((payload,), seq)
         elif isinstance(result, ResultSet):
             columns = [(c.name, c.type_code or ColumnType.VAR_STRING) for c in result.columns]
-            payloads = messages.result_set(
-                columns, result.rows, self._status(), bool(self.capabilities & Capability.DEPRECATE_EOF), warnings
-            )
-            self.stream.send(payloads, seq)
+            deprecate_eof = bool(self.protocol.capabilities & Capability.DEPRECATE_EOF)
+            self._reply(*messages.result_set(columns, result.rows, _status(session), deprecate_eof, warnings))
 
-    async def _change_user(self, packet: Packet) -> bool:
+    async def _change_user(self, event: ChangeUserRequested) -> bool:
+        change = event.change
         started = time.perf_counter()
-        try:
-            change = messages.parse_change_user(packet.payload, self.capabilities)
-        except MalformedPacket as exc:
-            self._fail_fatal(ErrorCode.MALFORMED_PACKET, "HY000", f"Malformed COM_CHANGE_USER: {exc}", 1)
-            return False
-        nonce = make_nonce()
         self.session = None
         # The client scrambled its reply with the greeting's nonce; a new identity gets a fresh nonce, so every
         # plugin restarts its exchange through an AuthSwitchRequest (no client plugin is taken as "in use").
-        exchange = Exchange(
-            self.stream, packet.next_seq, nonce, change.user, self.client_host, CHANGE_USER_NO_PLUGIN, b"",
+        attempt = LoginAttempt(
+            change.user, self.client_host, CHANGE_USER_NO_PLUGIN, b"", make_nonce(), secure=self.stream.is_tls,
             sent_credentials=bool(change.auth_response),
         )  # fmt: skip
-        account = await self._authenticate(exchange, started)
-        if account is None:
+        try:
+            async with asyncio.timeout(self.settings.handshake_timeout_seconds):
+                outcome = await self._login(attempt, started)
+        except TimeoutError:
+            log.info("connection %d from %s: COM_CHANGE_USER timed out", self.connection_id, self.client_host)
             return False
-        session = self._new_session(change.user, account, exchange.plugin)
-        if change.database:
-            try:
-                self.server.executor.use_database(session, change.database)
-            except SqlError as exc:
-                # The client takes the ERR as "the change failed, I am still who I was": a session that went on
-                # as the new user would run its next statements with rights it does not know it has. Close.
-                self._fail_fatal(exc.code, exc.sqlstate, exc.message, exchange.seq)
-                return False
-        self.session = session
-        self.stream.send((messages.ok(status=self._status()),), exchange.seq)
-        return True
+        if outcome is None:
+            return False
+        self.session = self._open_session(outcome, change.database)
+        return self.session is not None
 
 
-def _sql_error(exc: SqlError) -> bytes:
-    return messages.err(exc.code, exc.sqlstate, exc.message)
+def _status(session: Session | None) -> int:
+    return int(ServerStatus.AUTOCOMMIT) if session is None or session.autocommit else 0
 
 
-class _SequenceError(Exception):
-    def __init__(self, reply_seq: int) -> None:
-        super().__init__("packets out of order")
-        self.reply_seq = reply_seq
+def describe_exception(exc: BaseException) -> str:
+    """An unexpected exception for the log: its type and where it was raised, frame by frame, without its message
+    or any value — a message may quote a statement or a credential."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = " <- ".join(f"{frame.name} ({os.path.basename(frame.filename)}:{frame.lineno})" for frame in frames[::-1])
+    return f"{type(exc).__qualname__} at {where or 'unknown'}"
 
 
 def _quote(value: str) -> str:

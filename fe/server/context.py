@@ -10,7 +10,7 @@ from fe.server.stats import ServerStats
 from fe.server.tls import TlsMaterial
 
 if TYPE_CHECKING:
-    from fe.server.login import Authenticator
+    from fe.auth.login import Authenticator
     from fe.sql.executor import Executor
 
 

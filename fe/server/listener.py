@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import socket
 
-from fe.mysql import messages
 from fe.mysql.errors import ErrorCode
-from fe.server.connection import Connection
+from fe.mysql.protocol import ServerProtocol
+from fe.server.connection import ADVERTISED_CAPABILITIES, Connection
 from fe.server.context import ServerContext
 from fe.server.stream import PacketStream
 
@@ -51,7 +52,10 @@ class Listener:
         self._server = await loop.create_server(self._new_stream, sock=sock, backlog=1024)
 
     def _new_stream(self) -> PacketStream:
-        stream = PacketStream(self.settings.max_preauth_packet_size)
+        protocol = ServerProtocol(
+            self.settings.max_preauth_packet_size, self.settings.max_packet_size, ADVERTISED_CAPABILITIES
+        )
+        stream = PacketStream(protocol)
         stream.on_made = self._on_connection
         return stream
 
@@ -60,7 +64,7 @@ class Listener:
         if len(self._streams) >= self.settings.max_connections:
             log.warning("refusing connection from %s: max_connections=%d reached", stream.peer[0],
                         self.settings.max_connections)  # fmt: skip
-            stream.send((messages.err(ErrorCode.CON_COUNT, "08004", "Too many connections", protocol41=False),), 0)
+            stream.write(stream.protocol.refuse(ErrorCode.CON_COUNT, "Too many connections"))
             stream.close()
             return
         self._streams.add(stream)
@@ -68,9 +72,9 @@ class Listener:
         self.context.stats.connected = len(self._streams)
         task = asyncio.get_running_loop().create_task(Connection(self.context, stream, connection_id).run())
         self._tasks.add(task)
-        task.add_done_callback(lambda t, s=stream: self._forget(t, s))
+        task.add_done_callback(functools.partial(self._forget, stream=stream))
 
-    def _forget(self, task: asyncio.Task[None], stream: PacketStream) -> None:
+    def _forget(self, task: asyncio.Task[None], *, stream: PacketStream) -> None:
         self._tasks.discard(task)
         self._streams.discard(stream)
         self.context.stats.connected = len(self._streams)

@@ -1,4 +1,5 @@
-"""One connection's byte pipe: an asyncio Protocol that frames packets with the sans-IO decoder and does TLS itself.
+"""One connection's byte pipe: an asyncio Protocol between the socket and the sans-IO ServerProtocol. It does TLS
+itself.
 
 TLS runs over memory BIOs rather than asyncio's own SSL transport, for two reasons: bytes that arrive in the
 same read as the SSLRequest (the client's ClientHello) are handed to TLS instead of being lost, and an idle
@@ -12,8 +13,7 @@ import socket
 import ssl
 from collections.abc import Callable
 
-from fe.mysql.codec import frame
-from fe.mysql.framing import Packet, PacketDecoder
+from fe.mysql.protocol import NEED_DATA, Event, ServerProtocol
 from fe.server.eventloop import from_uvloop
 
 _TLS_READ_SIZE = 64 * 1024
@@ -26,8 +26,10 @@ class ConnectionClosed(Exception):
 
 
 class PacketStream(asyncio.Protocol):
-    def __init__(self, packet_limit: int) -> None:
-        self.decoder = PacketDecoder(packet_limit)
+    """Bytes between the socket (through TLS, once started) and the connection's sans-IO ServerProtocol."""
+
+    def __init__(self, protocol: ServerProtocol) -> None:
+        self.protocol = protocol
         self.transport: asyncio.Transport | None = None
         self.peer: tuple[str, int] = ("", 0)
         self._waiter: asyncio.Future[None] | None = None
@@ -99,8 +101,9 @@ class PacketStream(asyncio.Protocol):
     def _feed(self, data: bytes) -> None:
         if self._failure is not None:
             return
-        self.decoder.feed(data)
-        if self.decoder.buffered > 2 * self.decoder.limit + 65536 and self.transport and not self._paused_reading:
+        protocol = self.protocol
+        protocol.receive_data(data)
+        if protocol.buffered > 2 * protocol.read_limit + 65536 and self.transport and not self._paused_reading:
             self.transport.pause_reading()
             self._paused_reading = True
         self._wake()
@@ -109,19 +112,20 @@ class PacketStream(asyncio.Protocol):
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    async def read_packet(self, timeout: float | None = None) -> Packet:
-        """The next whole packet; raises PacketTooLarge, ConnectionClosed, or TimeoutError when `timeout` seconds
-        pass without one."""
+    async def next_event(self, timeout: float | None = None) -> Event:
+        """The client's next event; raises ClientProtocolError (the client broke the protocol), ConnectionClosed,
+        or TimeoutError when `timeout` seconds pass without one."""
         timer: asyncio.TimerHandle | None = None
         self._read_expired = False
+        protocol = self.protocol
         try:
             while True:
-                packet = self.decoder.next_packet()
-                if packet is not None:
-                    if self._paused_reading and self.transport and self.decoder.buffered <= self.decoder.limit:
+                event = protocol.next_event()
+                if event is not NEED_DATA:
+                    if self._paused_reading and self.transport and protocol.buffered <= protocol.read_limit:
                         self._paused_reading = False
                         self.transport.resume_reading()
-                    return packet
+                    return event  # type: ignore[return-value]
                 if self._failure is not None:
                     raise self._failure
                 if self._eof:
@@ -148,21 +152,13 @@ class PacketStream(asyncio.Protocol):
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(TimeoutError())
 
-    def set_packet_limit(self, limit: int) -> None:
-        self.decoder.limit = limit
-
     # ---- writing ----
 
-    def send(self, payloads: list[bytes] | tuple[bytes, ...], seq: int) -> int:
-        """Frame payloads starting at `seq` and queue them; returns the next sequence id.
-
-        Queued bytes go out together when the connection next waits for the client (or drains, or closes): one
-        login's AuthMoreData and OK, or a result set's packets, leave in one TLS record and one send().
-        """
-        for payload in payloads:
-            wire, seq = frame(payload, seq)
-            self._outgoing.append(wire)
-        return seq
+    def write(self, wire: bytes) -> None:
+        """Queue bytes the protocol framed. Queued bytes go out together when the connection next waits for the
+        client (or drains, or closes): one login's AuthMoreData and OK, or a result set's packets, leave in one TLS
+        record and one send()."""
+        self._outgoing.append(wire)
 
     def flush(self) -> None:
         if self._outgoing:
@@ -208,7 +204,7 @@ class PacketStream(asyncio.Protocol):
 
     async def start_tls(self, context: ssl.SSLContext) -> None:
         """Server-side TLS from here on; bytes already received after the last packet go into TLS."""
-        leftover = self.decoder.take_unparsed()
+        leftover = self.protocol.take_unparsed()
         self._tls_in = ssl.MemoryBIO()
         self._tls_out = ssl.MemoryBIO()
         self._tls = context.wrap_bio(self._tls_in, self._tls_out, server_side=True)

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fe.auth.methods import LoginOutcome
 
 
 @dataclass(frozen=True)
@@ -25,8 +29,8 @@ class Session:
     variables: dict[str, object] = field(default_factory=dict)
     # Warnings of the last statement, for SHOW WARNINGS; replaced by each statement that is not SHOW WARNINGS.
     warnings: list[Warning_] = field(default_factory=list)
-    secure_transport: bool = False
-    auth_plugin: str = ""
+    # How the session logged in: the account, the method, the token's claims (one value, kept for the session).
+    login: LoginOutcome | None = None
 
     @property
     def current_user(self) -> str:

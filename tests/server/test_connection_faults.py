@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from fe.auth.login import Authenticator, LoginAttempt
 from fe.catalog import Catalog
 from fe.config import Settings
 from fe.server.context import ServerContext
 from fe.server.listener import Listener, make_listening_socket
-from fe.server.login import Authenticator, Exchange, LoginAccount
+from fe.server.login_services import make_authenticator
 from fe.server.stats import ServerStats
 from fe.server.tls import prepare_tls
 from fe.sql.executor import Executor
@@ -21,7 +22,7 @@ from tests.support.rawclient import RawClient, error_of
 
 
 class BrokenAuthenticator(Authenticator):
-    async def authenticate(self, exchange: Exchange) -> LoginAccount:
+    async def find_account(self, attempt: LoginAttempt) -> None:
         raise RuntimeError("the catalog disk went away")
 
 
@@ -34,7 +35,7 @@ async def test_unexpected_login_error_is_a_clean_refusal(tmp_path: Path, caplog:
         settings,
         "9.2.0-test",
         tls,
-        BrokenAuthenticator(catalog, None, tls, 16384),  # type: ignore[arg-type]
+        BrokenAuthenticator(catalog, make_authenticator(catalog, None, tls, settings, None).services),  # type: ignore[arg-type]
         Executor(catalog, settings),
         ServerStats(),
     )

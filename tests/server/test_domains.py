@@ -62,7 +62,7 @@ async def test_a_login_reads_the_change_marker_again_after_resolving_domains() -
     the catalog may move on), the account lookup gets a marker read afterwards, never the stale one."""
     from types import SimpleNamespace
 
-    from fe.server.login import Authenticator
+    from fe.auth.login import Authenticator
 
     class Accounts:
         def __init__(self) -> None:
@@ -89,8 +89,8 @@ async def test_a_login_reads_the_change_marker_again_after_resolving_domains() -
             self.catch_ups += 1
 
     accounts, domains = Accounts(), Domains()
-    authenticator = Authenticator(accounts, None, None, 16384, domains)  # type: ignore[arg-type]
+    authenticator = Authenticator(accounts, None, domains)  # type: ignore[arg-type]
     with pytest.raises(_StopLogin):
-        await authenticator.authenticate(SimpleNamespace(user="app", client_host="10.0.0.8"))  # type: ignore[arg-type]
+        await authenticator.find_account(SimpleNamespace(user="app", client_host="10.0.0.8"))  # type: ignore[arg-type]
     assert domains.checked == [(1, 0)] and domains.catch_ups == 1
     assert accounts.data_versions == [2]

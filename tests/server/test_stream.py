@@ -6,6 +6,7 @@ import asyncio
 import socket
 import time
 
+from fe.mysql.protocol import ServerProtocol
 from fe.server.listener import make_listening_socket
 from fe.server.stream import PacketStream
 
@@ -24,7 +25,7 @@ async def _accepted_connection_disables_nagle() -> None:
     made: asyncio.Future[PacketStream] = asyncio.get_running_loop().create_future()
 
     def factory() -> PacketStream:
-        stream = PacketStream(1024)
+        stream = PacketStream(ServerProtocol(1024, 1024, 0))
         stream.on_made = made.set_result
         return stream
 
@@ -50,7 +51,7 @@ async def _read_timeout_survives_a_partial_packet_at_the_deadline() -> None:
     made: asyncio.Future[PacketStream] = loop.create_future()
 
     def factory() -> PacketStream:
-        stream = PacketStream(1 << 20)
+        stream = PacketStream(ServerProtocol(1 << 20, 1 << 20, 0))
         stream.on_made = made.set_result
         return stream
 
@@ -59,7 +60,8 @@ async def _read_timeout_survives_a_partial_packet_at_the_deadline() -> None:
     client = socket.create_connection(listening.getsockname()[:2])
     try:
         stream = await asyncio.wait_for(made, 5)
-        read = asyncio.ensure_future(stream.read_packet(0.2))
+        stream.write(stream.protocol.greeting(1, b"n" * 20, "9.2.0", "caching_sha2_password", 0))
+        read = asyncio.ensure_future(stream.next_event(0.2))
         await asyncio.sleep(0.05)
         client.sendall(b"\x05\x00")  # two bytes of a four-byte header
         time.sleep(0.3)  # the loop is busy past the deadline while those bytes arrive

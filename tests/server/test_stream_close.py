@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
+from fe.mysql.protocol import ServerProtocol
 from fe.server.listener import make_listening_socket
 from fe.server.stream import PacketStream
 
@@ -20,7 +21,7 @@ async def test_close_does_not_wait_forever_for_a_peer_that_never_reads() -> None
             lost.set()
 
     def factory() -> PacketStream:
-        stream = Stream(1024)
+        stream = Stream(ServerProtocol(1024, 1024, 0))
         stream.close_linger = 0.5
         stream.on_made = made.set_result
         return stream
@@ -35,7 +36,7 @@ async def test_close_does_not_wait_forever_for_a_peer_that_never_reads() -> None
         stream = await asyncio.wait_for(made, 5)
         assert stream.transport is not None
         for _ in range(200):  # far more than the socket buffers hold; the peer reads none of it
-            stream.send((b"x" * 65536,), 0)
+            stream.write(b"x" * 65536)
             stream.flush()
         await asyncio.sleep(0.2)
         assert stream.transport.get_write_buffer_size() > 0

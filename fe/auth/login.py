@@ -1,0 +1,102 @@
+"""One login (the connection's, or COM_CHANGE_USER's), without I/O: find the account, pick its authentication
+method, run the method's exchange, and end in one LoginOutcome or a LoginDenied.
+
+`Authenticator.login(attempt)` is an async generator, like each method's exchange: it yields the payloads to
+send (AuthSwitchRequest, AuthMoreData), is sent the client's reply to each, and yields the LoginOutcome last.
+It never touches a socket or a packet header; the server's connection driver does that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Protocol
+
+from fe.auth.methods import AuthMethod, LoginAccount, LoginAttempt, LoginDenied, LoginOutcome, LoginServices
+from fe.auth.methods import method_for as _method_for
+from fe.auth.methods.base import Accept
+from fe.mysql.constants import PLUGIN_CACHING_SHA2, PLUGIN_OIDC_CLIENT
+
+__all__ = ["AccountLookup", "Authenticator", "DomainCheck", "LoginAttempt", "LoginDenied", "LoginOutcome"]
+
+
+class AccountLookup(Protocol):
+    def change_marker(self) -> tuple[int, int]: ...
+
+    def find_login_account(self, name: str, client_ip: str, data_version: int | None = None) -> LoginAccount | None: ...
+
+
+class DomainCheck(Protocol):
+    """Domain identities ('name'@['domain']) resolve before a login is matched (fe/server/domains.py)."""
+
+    def is_current(self, marker: tuple[int, int]) -> bool: ...
+
+    async def catch_up(self) -> None: ...
+
+
+class Authenticator:
+    def __init__(self, accounts: AccountLookup, services: LoginServices, domains: DomainCheck | None = None) -> None:
+        self.accounts = accounts
+        self.services = services
+        self.domains = domains
+
+    async def find_account(self, attempt: LoginAttempt) -> LoginAccount | None:
+        # One read of the catalog's change marker serves both the domain check and the login cache.
+        marker = self.accounts.change_marker()
+        if self.domains is not None and not self.domains.is_current(marker):
+            await self.domains.catch_up()
+            marker = self.accounts.change_marker()  # it may have moved while domains were resolved
+        return self.accounts.find_login_account(attempt.user, attempt.client_host, data_version=marker[0])
+
+    def choose(self, attempt: LoginAttempt, account: LoginAccount | None) -> AuthMethod:
+        """The method that runs this login: the account's own, or caching_sha2's exchange for an unknown user
+        (so that the reply does not tell a stranger whether the account exists)."""
+        if account is not None:
+            method = _method_for(account.plugin)
+            if method is None:
+                attempt.plugin = account.plugin
+                raise LoginDenied("bad_account", "the account's authentication plugin is not available")
+            return method
+        method = _method_for(PLUGIN_CACHING_SHA2)
+        assert method is not None
+        return method
+
+    async def login(self, attempt: LoginAttempt) -> AsyncGenerator[bytes | LoginOutcome, bytes]:
+        account = await self.find_account(attempt)
+        if attempt.client_plugin == PLUGIN_OIDC_CLIENT and attempt.auth_response:
+            # A token packet up front: only a method that takes tokens may see it. No detail in the reply: it
+            # would tell a stranger that the account exists, or how it logs in.
+            if account is None:
+                attempt.plugin = PLUGIN_OIDC_CLIENT
+                raise LoginDenied("unknown_user")
+            method = self.choose(attempt, account)
+            if not method.takes_token_packet:
+                attempt.plugin = PLUGIN_OIDC_CLIENT
+                raise LoginDenied("token_for_password_user")
+        else:
+            method = self.choose(attempt, account)
+        exchange = method.exchange(attempt, account, self.services)
+        reply: bytes | None = None
+        try:
+            while True:
+                step = await exchange.asend(reply)  # type: ignore[arg-type]  # the first asend must be None
+                if isinstance(step, Accept):
+                    accepted = step
+                    break
+                reply = yield step
+        except LoginDenied as denied:
+            if account is None and denied.reason == "bad_password":
+                denied.reason = "unknown_user"  # the client cannot tell; the log can
+            raise
+        finally:
+            await exchange.aclose()
+        if account is None:  # a method must never accept a login for an account that does not exist
+            raise LoginDenied("unknown_user")
+        yield LoginOutcome(
+            user=attempt.user,
+            account=account,
+            method=attempt.plugin,
+            reason="ok",
+            claims=accepted.claims,
+            secure=attempt.secure,
+            after_ok=accepted.before_ok,
+        )

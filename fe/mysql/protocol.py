@@ -1,0 +1,301 @@
+"""The server side of one MySQL connection as a sans-IO state machine, after h11: fed bytes, it hands back events;
+asked to send, it returns the wire bytes, or raises LocalProtocolError if the phase does not allow that packet.
+
+Phases: GREETING (nothing sent) → CLIENT_HELLO (greeting sent; an SSLRequest or a HandshakeResponse may come) →
+TLS (the driver runs the TLS handshake, then calls `tls_established`) → HANDSHAKE_RESPONSE → AUTHENTICATION (the
+method's packets both ways) → COMMAND (one command, one reply; COM_CHANGE_USER goes back to AUTHENTICATION) →
+CLOSED. Sequence ids live here only: every received packet's id is checked (continuation packets included) and
+every sent packet is numbered in turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Final
+
+from fe.mysql import messages
+from fe.mysql.codec import MalformedPacket, PacketTooLarge, frame
+from fe.mysql.constants import Capability, Command
+from fe.mysql.errors import ErrorCode, sqlstate
+from fe.mysql.framing import Packet, PacketDecoder, SequenceMismatch
+
+
+class Phase(Enum):
+    GREETING = "greeting"
+    CLIENT_HELLO = "client hello"
+    TLS = "tls"
+    HANDSHAKE_RESPONSE = "handshake response"
+    AUTHENTICATION = "authentication"
+    COMMAND = "command"
+    CLOSED = "closed"
+
+
+# ---- events: what the client did ----
+
+
+class _NeedData:
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA: Final = _NeedData()
+
+
+@dataclass(frozen=True, slots=True)
+class SslRequested:
+    request: messages.SSLRequest
+
+
+@dataclass(frozen=True, slots=True)
+class HandshakeReceived:
+    response: messages.HandshakeResponse
+
+
+@dataclass(frozen=True, slots=True)
+class AuthReply:
+    """The client's answer to an AuthSwitchRequest or AuthMoreData."""
+
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CommandReceived:
+    command: int
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeUserRequested:
+    change: messages.ChangeUser
+
+
+@dataclass(frozen=True, slots=True)
+class QuitRequested:
+    pass
+
+
+Event = SslRequested | HandshakeReceived | AuthReply | CommandReceived | ChangeUserRequested | QuitRequested
+
+
+# ---- errors ----
+
+
+class ClientProtocolError(Exception):
+    """The client broke the protocol. The connection is over: send `protocol.fail(exc)` and close."""
+
+    def __init__(self, code: int, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.sqlstate = sqlstate(code)
+        self.message = message
+        self.reason = reason  # the login log's reason code when this ends a login
+
+
+class LocalProtocolError(Exception):
+    """fe tried to send something the connection's phase does not allow: a bug, never put on the wire."""
+
+
+_PACKET_TOO_LARGE = "Got a packet bigger than 'max_allowed_packet' bytes"
+_OUT_OF_ORDER = "Got packets out of order"
+
+
+class ServerProtocol:
+    """One connection's protocol state. `preauth_limit` bounds packets until the login succeeded,
+    `packet_limit` after it."""
+
+    __slots__ = (
+        "_awaiting_reply",
+        "_decoder",
+        "_seq",
+        "capabilities",
+        "packet_limit",
+        "phase",
+        "preauth_limit",
+        "server_capabilities",
+    )
+
+    def __init__(self, preauth_limit: int, packet_limit: int, server_capabilities: int) -> None:
+        self._decoder = PacketDecoder(preauth_limit)
+        self.preauth_limit = preauth_limit
+        self.packet_limit = packet_limit
+        self.server_capabilities = server_capabilities
+        self.capabilities = 0  # what the client and fe both speak, once the handshake response came
+        self.phase = Phase.GREETING
+        self._seq = 0  # the id of the next packet, whichever side sends it
+        self._awaiting_reply = False  # COMMAND phase: a command came and its reply is not complete yet
+
+    # ---- bytes in ----
+
+    def receive_data(self, data: bytes) -> None:
+        self._decoder.feed(data)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet handed out as events (for the driver's read backpressure)."""
+        return self._decoder.buffered
+
+    @property
+    def read_limit(self) -> int:
+        return self._decoder.limit
+
+    def take_unparsed(self) -> bytes:
+        """After SslRequested: the bytes that came behind the SSLRequest belong to TLS."""
+        return self._decoder.take_unparsed()
+
+    def next_event(self) -> Event | _NeedData:
+        """The next thing the client did, or NEED_DATA; raises ClientProtocolError when it broke the protocol."""
+        phase = self.phase
+        if phase in (Phase.GREETING, Phase.TLS, Phase.CLOSED):
+            return NEED_DATA  # bytes now are not ours to read (not yet, TLS's, or too late)
+        if phase is Phase.COMMAND and not self._awaiting_reply:
+            self._seq = 0  # every command starts a new sequence
+        try:
+            packet = self._decoder.next_packet()
+        except PacketTooLarge:
+            self._seq = (self._seq + 1) & 0xFF
+            raise self._broken(ErrorCode.NET_PACKET_TOO_LARGE, _PACKET_TOO_LARGE, "packet_too_large") from None
+        except SequenceMismatch as exc:
+            self._seq = (exc.seq + 1) & 0xFF
+            raise self._broken(ErrorCode.NET_PACKETS_OUT_OF_ORDER, _OUT_OF_ORDER, "sequence_error") from None
+        if packet is None:
+            return NEED_DATA
+        if packet.seq != self._seq:
+            self._seq = packet.next_seq
+            raise self._broken(ErrorCode.NET_PACKETS_OUT_OF_ORDER, _OUT_OF_ORDER, "sequence_error")
+        self._seq = packet.next_seq
+        if phase is Phase.CLIENT_HELLO or phase is Phase.HANDSHAKE_RESPONSE:
+            return self._client_hello(packet)
+        if phase is Phase.AUTHENTICATION:
+            return AuthReply(packet.payload)
+        return self._command(packet)
+
+    def _client_hello(self, packet: Packet) -> Event:
+        try:
+            hello = messages.parse_client_hello(packet.payload, self.server_capabilities)
+            if isinstance(hello, messages.SSLRequest):
+                if self.phase is Phase.HANDSHAKE_RESPONSE:
+                    raise MalformedPacket("a second SSLRequest")
+                self.phase = Phase.TLS
+                return SslRequested(hello)
+            if self.phase is Phase.CLIENT_HELLO and hello.capabilities & Capability.SSL:
+                raise MalformedPacket("client asked for TLS without an SSLRequest")
+        except MalformedPacket as exc:
+            raise self._broken(ErrorCode.HANDSHAKE, f"Bad handshake: {exc}", "malformed") from None
+        self.capabilities = hello.capabilities
+        self.phase = Phase.AUTHENTICATION
+        return HandshakeReceived(hello)
+
+    def _command(self, packet: Packet) -> Event:
+        payload = packet.payload
+        if not payload:
+            raise self._broken(ErrorCode.MALFORMED_PACKET, "Malformed communication packet.", "malformed")
+        command = payload[0]
+        if command == Command.QUIT:
+            self.phase = Phase.CLOSED
+            return QuitRequested()
+        self._awaiting_reply = True
+        if command == Command.CHANGE_USER:
+            try:
+                change = messages.parse_change_user(payload, self.capabilities)
+            except MalformedPacket as exc:
+                raise self._broken(
+                    ErrorCode.MALFORMED_PACKET, f"Malformed COM_CHANGE_USER: {exc}", "malformed"
+                ) from None
+            self._awaiting_reply = False
+            self.phase = Phase.AUTHENTICATION
+            self._decoder.limit = self.preauth_limit
+            return ChangeUserRequested(change)
+        return CommandReceived(command, payload[1:])
+
+    def _broken(self, code: int, message: str, reason: str) -> ClientProtocolError:
+        """The client broke the protocol: only `fail` may be sent now."""
+        self._awaiting_reply = True
+        return ClientProtocolError(code, message, reason)
+
+    # ---- bytes out ----
+
+    def _frame(self, payloads: Sequence[bytes]) -> bytes:
+        seq = self._seq
+        parts = []
+        for payload in payloads:
+            wire, seq = frame(payload, seq)
+            parts.append(wire)
+        self._seq = seq
+        return b"".join(parts)
+
+    def _require(self, *phases: Phase, sending: str) -> None:
+        if self.phase not in phases:
+            raise LocalProtocolError(f"cannot send {sending} in the {self.phase.value} phase")
+
+    def greeting(self, connection_id: int, nonce: bytes, server_version: str, plugin: str, status: int) -> bytes:
+        self._require(Phase.GREETING, sending="a greeting")
+        payload = messages.greeting(connection_id, nonce, self.server_capabilities, server_version, plugin, status)
+        self.phase = Phase.CLIENT_HELLO
+        return self._frame((payload,))
+
+    def refuse(self, code: int, message: str) -> bytes:
+        """An ERR instead of the greeting (too many connections); the connection is over."""
+        self._require(Phase.GREETING, sending="a refusal")
+        self.phase = Phase.CLOSED
+        return self._frame((messages.err(code, sqlstate(code), message, protocol41=False),))
+
+    def tls_established(self) -> None:
+        self._require(Phase.TLS, sending="the end of the TLS handshake")
+        self.phase = Phase.HANDSHAKE_RESPONSE
+
+    def auth_packet(self, payload: bytes) -> bytes:
+        """An AuthSwitchRequest or AuthMoreData of the authentication exchange."""
+        self._require(Phase.AUTHENTICATION, sending="an authentication packet")
+        if not payload or payload[0] not in (0x01, 0xFE):
+            raise LocalProtocolError("an authentication packet is AuthMoreData (0x01) or AuthSwitchRequest (0xFE)")
+        return self._frame((payload,))
+
+    def login_ok(self, status: int) -> bytes:
+        """The login succeeded: OK, and the command phase with its larger packet limit begins."""
+        self._require(Phase.AUTHENTICATION, sending="the login's OK")
+        self.phase = Phase.COMMAND
+        self._awaiting_reply = False
+        self._decoder.limit = self.packet_limit
+        return self._frame((messages.ok(status=status),))
+
+    def login_denied(self, code: int, message: str, state: str | None = None) -> bytes:
+        """The login failed: ERR, and the connection is over (nothing after a failed login is ever served)."""
+        self._require(Phase.AUTHENTICATION, sending="the login's ERR")
+        self.phase = Phase.CLOSED
+        return self._frame((messages.err(code, state or sqlstate(code), message),))
+
+    def reply(self, payloads: Sequence[bytes], *, complete: bool = True) -> bytes:
+        """The reply to the current command (OK, ERR, or a result set's packets). A reply sent in parts passes
+        complete=False for all but the last."""
+        self._require(Phase.COMMAND, sending="a command's reply")
+        if not self._awaiting_reply:
+            raise LocalProtocolError("no command is waiting for a reply")
+        wire = self._frame(payloads)
+        if complete:
+            self._awaiting_reply = False
+        return wire
+
+    def error(self, code: int, message: str, state: str | None = None) -> bytes:
+        """An ERR that answers the current command; the session goes on. `state`: a SQLSTATE other than the
+        registry's for `code` (a statement error that carries its own)."""
+        return self.reply((messages.err(code, state or sqlstate(code), message),))
+
+    def fail(self, error: ClientProtocolError) -> bytes:
+        """The ERR that ends a connection whose client broke the protocol."""
+        return self.close_with(error.code, error.message)
+
+    def close_with(self, code: int, message: str) -> bytes:
+        """An ERR that ends the connection from any phase after the greeting: a broken protocol, the handshake
+        or idle timeout, shutdown. Between commands it is unsolicited and numbered from 0."""
+        if self.phase in (Phase.GREETING, Phase.CLOSED):
+            raise LocalProtocolError(f"cannot send a closing ERR in the {self.phase.value} phase")
+        if self.phase is Phase.COMMAND and not self._awaiting_reply:
+            self._seq = 0
+        self.phase = Phase.CLOSED
+        return self._frame((messages.err(code, sqlstate(code), message),))
+
+    def close(self) -> None:
+        """The driver closes the connection (or lost it): nothing more is sent or read."""
+        self.phase = Phase.CLOSED
