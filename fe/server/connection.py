@@ -25,6 +25,7 @@ from fe.mysql.protocol import (
     SslRequested,
 )
 from fe.server.context import ServerContext
+from fe.server.limits import ConnectionLimits
 from fe.server.stream import ConnectionClosed, PacketStream
 from fe.sql.results import OkResult, ResultSet, SqlError
 from fe.sql.session import Session
@@ -48,8 +49,11 @@ def make_nonce() -> bytes:
 class Connection:
     """Drives one PacketStream; `server` is the ServerContext (settings, authenticator, executor, TLS)."""
 
-    def __init__(self, server: ServerContext, stream: PacketStream, connection_id: int) -> None:
+    def __init__(
+        self, server: ServerContext, stream: PacketStream, connection_id: int, limits: ConnectionLimits | None = None
+    ) -> None:
         self.server = server
+        self.limits = limits
         self.settings = server.settings
         self.stream = stream
         self.protocol = stream.protocol
@@ -155,6 +159,10 @@ class Connection:
             return None
         finally:
             await exchange.aclose()
+        if self.limits is not None and not self.limits.log_in(self.stream, step.account.is_user_admin):
+            self._log_login(attempt.user, attempt.plugin, "failure", "too_many_connections", started)
+            self._end(self.protocol.login_denied(ErrorCode.CON_COUNT, "Too many connections"))
+            return None
         self._log_login(attempt.user, attempt.plugin, "success", "ok", started)
         return step
 

@@ -12,6 +12,7 @@ from fe.mysql.errors import ErrorCode
 from fe.mysql.protocol import ServerProtocol
 from fe.server.connection import ADVERTISED_CAPABILITIES, Connection
 from fe.server.context import ServerContext
+from fe.server.limits import ConnectionLimits, LimitSettings
 from fe.server.stream import PacketStream
 
 log = logging.getLogger("fe.server")
@@ -42,6 +43,16 @@ class Listener:
         self._server: asyncio.Server | None = None
         # Connection ids stay unique across worker processes: worker i hands out i+1, i+1+n, i+1+2n, ...
         self._ids = itertools.count(worker_index + 1, worker_count)
+        settings = self.settings
+        logging_in = min(settings.max_unauthenticated_connections, settings.max_connections)
+        self.limits = ConnectionLimits(
+            LimitSettings(
+                max_sessions=settings.max_connections,
+                admin_reserved=settings.admin_reserved_connections,
+                max_logging_in=logging_in,
+                max_logging_in_per_address=min(settings.max_unauthenticated_per_address, logging_in),
+            )
+        )
 
     @property
     def connection_count(self) -> int:
@@ -61,22 +72,29 @@ class Listener:
 
     def _on_connection(self, stream: PacketStream) -> None:
         connection_id = next(self._ids) & 0xFFFFFFFF
-        if len(self._streams) >= self.settings.max_connections:
-            log.warning("refusing connection from %s: max_connections=%d reached", stream.peer[0],
-                        self.settings.max_connections)  # fmt: skip
+        admission = self.limits.connect(stream, stream.peer[0])
+        if not admission.admitted:
+            log.warning("refusing connection from %s: %d connections are logging in already", stream.peer[0],
+                        self.limits.logging_in)  # fmt: skip
             stream.write(stream.protocol.refuse(ErrorCode.CON_COUNT, "Too many connections"))
             stream.close()
             return
+        if isinstance(admission.evict, PacketStream):
+            log.info("closing the oldest unfinished login from %s to make room for its newest", stream.peer[0])
+            admission.evict.abort()
         self._streams.add(stream)
         self.context.stats.connections += 1
         self.context.stats.connected = len(self._streams)
-        task = asyncio.get_running_loop().create_task(Connection(self.context, stream, connection_id).run())
+        task = asyncio.get_running_loop().create_task(
+            Connection(self.context, stream, connection_id, self.limits).run()
+        )
         self._tasks.add(task)
         task.add_done_callback(functools.partial(self._forget, stream=stream))
 
     def _forget(self, task: asyncio.Task[None], *, stream: PacketStream) -> None:
         self._tasks.discard(task)
         self._streams.discard(stream)
+        self.limits.disconnect(stream)
         self.context.stats.connected = len(self._streams)
         if not task.cancelled() and task.exception() is not None:
             log.error("connection task failed", exc_info=task.exception())

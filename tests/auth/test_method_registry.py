@@ -67,6 +67,10 @@ class MagicAccount:
     def token_spec(self) -> TokenAuthSpec | None:
         return None
 
+    @property
+    def is_user_admin(self) -> bool:
+        return False
+
 
 class CatalogWithMagicUser:
     """The real catalog, plus an account of the new plugin that SQL could not create (its plugin is a test's)."""

@@ -40,6 +40,9 @@ class LoginAccount(Protocol):
     @property
     def token_spec(self) -> TokenAuthSpec | None: ...
 
+    @property
+    def is_user_admin(self) -> bool: ...  # root, or a member of root or user_admin
+
 
 class TokenChecker(Protocol):
     async def verify(self, token: str | bytes, user_name: str, spec: TokenAuthSpec) -> dict[str, Any]: ...
