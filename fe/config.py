@@ -33,6 +33,11 @@ class Settings:
 
     # Limits and timeouts.
     max_connections: int = 4096
+    # Sessions beyond max_connections that only root and user_admin members may take.
+    admin_reserved_connections: int = 2
+    # Connections that have not finished logging in: in all (at most max_connections), and per client address.
+    max_unauthenticated_connections: int = 1024
+    max_unauthenticated_per_address: int = 32
     max_preauth_packet_size: int = 32 * 1024
     max_packet_size: int = 64 * 1024 * 1024
     handshake_timeout_seconds: float = 10.0
@@ -43,6 +48,7 @@ class Settings:
     jwt_leeway_seconds: int = 60
     max_token_bytes: int = 16 * 1024
     verified_token_cache_size: int = 10000
+    verified_token_cache_bytes: int = 64 * 1024 * 1024
 
     # JWKS fetching and caching.
     jwks_refresh_seconds: float = 300.0
@@ -156,6 +162,10 @@ def _check(settings: Settings) -> None:
         raise ConfigError(f"event_loop must be asyncio or uvloop, got {settings.event_loop!r}")
     if bool(settings.ssl_cert) != bool(settings.ssl_key):
         raise ConfigError("ssl_cert and ssl_key must be set together")
+    if settings.max_connections < 1 or settings.admin_reserved_connections < 0:
+        raise ConfigError("max_connections must be at least 1 and admin_reserved_connections at least 0")
+    if settings.max_unauthenticated_connections < 1 or settings.max_unauthenticated_per_address < 1:
+        raise ConfigError("max_unauthenticated_connections and max_unauthenticated_per_address must be at least 1")
     if settings.max_preauth_packet_size < 1024 or settings.max_packet_size < settings.max_preauth_packet_size:
         raise ConfigError("packet size limits are too small")
 
