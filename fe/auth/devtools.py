@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -128,15 +129,19 @@ def _keygen(args: argparse.Namespace, home: Path) -> int:
     pem = private_key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    key_path.parent.mkdir(parents=True, exist_ok=True)
+    key_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # meta/ is private
     write_private_file(key_path, pem)
     jwks_path.parent.mkdir(parents=True, exist_ok=True)
     jwks_path.write_text(json.dumps({"keys": [jwk]}, indent=2) + "\n", encoding="utf-8")
     print(f"signing key: {key_path} ({args.alg}, kid {jwk['kid']})")
     print(f"public JWKS: {jwks_path}")
-    print("next:")
-    print(f'  CREATE USER tom IDENTIFIED WITH authentication_jwt AS \'{{"jwks_url": "{args.name}.jwks"}}\';')
-    print("  fe token mint --user tom --out tom.jwt")
+    # The README's quickstart, step by step.
+    spec = f'{{"jwks_url": "{args.name}.jwks", "required_issuer": "fe-dev", "required_audience": "fe"}}'
+    home_option = "" if home == Path.cwd().resolve() else f" --home {shlex.quote(str(home))}"
+    print("next, as root in any MySQL client:")
+    print(f"  CREATE USER tom IDENTIFIED WITH authentication_jwt AS '{spec}';")
+    print("then a token for tom:")
+    print(f"  python3 -m fe token mint --user tom --issuer fe-dev --audience fe --out tom.token{home_option}")
     return 0
 
 

@@ -45,7 +45,7 @@ def is_loopback(host: str) -> bool:
 
 
 def open_catalog(settings: Settings) -> Catalog:
-    settings.meta_dir.mkdir(parents=True, exist_ok=True)
+    settings.meta_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # private: tls.make_private_dir
     try:
         return Catalog.open(settings.meta_dir / CATALOG_FILE, root_password=settings.root_password)
     except CatalogError as exc:

@@ -8,6 +8,7 @@ import ipaddress
 import logging
 import os
 import ssl
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,11 +90,27 @@ def _load_or_create_rsa_key(path: Path) -> rsa.RSAPrivateKey:
     return key
 
 
+def make_private_dir(path: Path) -> None:
+    """Create `path` with mode 0700, or tighten an existing one that others may read (with a warning): meta/ holds
+    the catalog's password hashes and the private keys."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if not mode & 0o077:
+        return
+    try:
+        os.chmod(path, 0o700)
+    except OSError as exc:
+        log.warning("%s is open to other users (mode %04o) and stays so: %s", path, mode, exc)
+    else:
+        log.warning("%s was open to other users (mode %04o); it is now 0700", path, mode)
+
+
 def prepare_tls(settings: Settings) -> TlsMaterial:
-    """Load (or on first start create) the certificate, key and RSA key; build the server SSL context."""
+    """Load (or on first start create) the certificate, key and RSA key; build the server SSL context. Makes sure
+    meta/ and meta/tls/ are private (0700) on every start."""
+    make_private_dir(settings.meta_dir)
     tls_dir = settings.meta_dir / "tls"
-    tls_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(tls_dir, 0o700)
+    make_private_dir(tls_dir)
     if settings.ssl_cert:
         cert_path, key_path = settings.resolve(settings.ssl_cert), settings.resolve(settings.ssl_key)
     else:
