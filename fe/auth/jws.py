@@ -39,6 +39,7 @@ class CompactToken:
     claims: dict[str, Any]
     signing_input: bytes
     signature: bytes
+    payload: bytes  # the decoded claims JSON, as sent
 
     @property
     def alg(self) -> str:
@@ -71,7 +72,7 @@ def parse_compact(token: bytes) -> CompactToken:
     payload = _b64decode(payload_b64)
     claims = _decode_json_object(payload, "payload")
     signing_input = token[: len(header_b64) + 1 + len(payload_b64)]
-    return CompactToken(header, claims, signing_input, _b64decode(signature_b64))
+    return CompactToken(header, claims, signing_input, _b64decode(signature_b64), payload)
 
 
 def verify_signature(key: VerificationKey, alg: str, signing_input: bytes, signature: bytes) -> bool:

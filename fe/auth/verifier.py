@@ -25,7 +25,7 @@ from fe.auth.errors import TokenRejected, shorten
 from fe.auth.jwk import KeySet, VerificationKey
 from fe.auth.jws import CompactToken, parse_compact, verify_signature
 from fe.auth.keys import KeyStore
-from fe.auth.token_cache import CachedVerification, VerifiedTokenCache
+from fe.auth.token_cache import CachedVerification, VerifiedTokenCache, estimate_size
 from fe.auth.token_spec import SUPPORTED_ALGORITHMS, TokenAuthSpec
 from fe.config import Settings
 
@@ -54,7 +54,7 @@ class TokenVerifier:
         self._leeway = settings.jwt_leeway_seconds
         self._max_bytes = settings.max_token_bytes
         self.key_store = KeyStore(settings, clock=clock, http_client=http_client)
-        self._cache = VerifiedTokenCache(settings.verified_token_cache_size)
+        self._cache = VerifiedTokenCache(settings.verified_token_cache_size, settings.verified_token_cache_bytes)
         self._accepted = 0
         self._rejected: Counter[str] = Counter()
         self._cache_hits = 0
@@ -67,6 +67,7 @@ class TokenVerifier:
             "rejected": dict(self._rejected),
             "token_cache_hits": self._cache_hits,
             "token_cache_size": len(self._cache),
+            "token_cache_bytes": self._cache.bytes,
             **self.key_store.stats(),
         }
 
@@ -113,7 +114,8 @@ class TokenVerifier:
         if not verify_signature(key, alg, parsed.signing_input, parsed.signature):
             raise TokenRejected("bad_signature", f"signature does not verify with {key.describe()}")
         exp = self._check_claims(parsed.claims, user_name, spec, now)
-        self._cache.put(cache_key, CachedVerification(parsed.claims, exp, key))
+        size = estimate_size(parsed.payload, user_name)
+        self._cache.put(cache_key, CachedVerification(parsed.claims, exp, key, size))
         return dict(parsed.claims)
 
     def _token_bytes(self, token: str | bytes) -> bytes:
