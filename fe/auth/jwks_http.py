@@ -26,18 +26,34 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
 from fe.auth.errors import TokenRejected
 from fe.auth.jwk import KeyParseError, KeySet, load_json, parse_jwks
-from fe.config import Settings
 
 log = logging.getLogger("fe.auth.jwks")
 
 
 # Uncompressed only: the size cap then bounds what is read, with no decompression bomb to worry about.
 _REQUEST_HEADERS = {"Accept": "application/json, application/jwk-set+json", "Accept-Encoding": "identity"}
+
+
+@dataclass(frozen=True, slots=True)
+class KeyFetchOptions:
+    """How key sets are fetched and cached: the `jwks_*` settings, under shorter names (see conf/fe.conf)."""
+
+    refresh_seconds: float = 300.0
+    max_stale_seconds: float = 86400.0
+    unknown_kid_cooldown_seconds: float = 30.0
+    fetch_timeout_seconds: float = 5.0
+    max_response_bytes: int = 1024 * 1024  # also the size limit of a key file
+    max_keys: int = 100  # per JWKS or key file
+    ca_bundle: Path | None = None  # CA certificates (PEM) for https key servers; None: the system's trust store
+
+
+DEFAULT_KEY_FETCH = KeyFetchOptions()
 
 
 class FetchFailed(Exception):
@@ -68,13 +84,13 @@ class _UrlState:
     last_stale_warning_at: float = float("-inf")
 
 
-def make_http_client(settings: Settings) -> httpx.AsyncClient:
+def make_http_client(*, timeout_seconds: float, ca_bundle: Path | None = None) -> httpx.AsyncClient:
     """The client the key store uses unless one is injected: no redirects, bounded timeouts, optional CA bundle."""
     verify: ssl.SSLContext | bool = True
-    if settings.jwks_ca_bundle:
-        verify = ssl.create_default_context(cafile=str(settings.resolve(settings.jwks_ca_bundle)))
+    if ca_bundle is not None:
+        verify = ssl.create_default_context(cafile=str(ca_bundle))
     return httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.jwks_fetch_timeout_seconds),
+        timeout=httpx.Timeout(timeout_seconds),
         follow_redirects=False,
         verify=verify,
         trust_env=False,  # deterministic: no proxies or CA files picked up from the environment
@@ -84,12 +100,12 @@ def make_http_client(settings: Settings) -> httpx.AsyncClient:
 class RemoteKeySource:
     def __init__(
         self,
-        settings: Settings,
+        options: KeyFetchOptions = DEFAULT_KEY_FETCH,
         *,
         clock: Callable[[], float] = time.time,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
-        self._settings = settings
+        self._options = options
         self._clock = clock
         self._client = http_client
         self._owns_client = http_client is None
@@ -105,9 +121,9 @@ class RemoteKeySource:
         keys = state.keys
         if keys is not None:
             age = now - state.fetched_at
-            if age < self._settings.jwks_refresh_seconds:
+            if age < self._options.refresh_seconds:
                 return keys
-            if age <= self._settings.jwks_max_stale_seconds:
+            if age <= self._options.max_stale_seconds:
                 if state.inflight is None and self._may_attempt(state, now):
                     self._start_fetch(state)
                 if state.last_error is not None:
@@ -116,7 +132,7 @@ class RemoteKeySource:
         if state.inflight is None and not self._may_attempt(state, now):
             raise self._unavailable(state, now)
         await self._join_fetch(state)
-        if state.keys is not None and self._clock() - state.fetched_at <= self._settings.jwks_max_stale_seconds:
+        if state.keys is not None and self._clock() - state.fetched_at <= self._options.max_stale_seconds:
             return state.keys
         raise self._unavailable(state, self._clock())
 
@@ -147,7 +163,7 @@ class RemoteKeySource:
             self._client = None
 
     def _may_attempt(self, state: _UrlState, now: float) -> bool:
-        return now - state.last_attempt_at >= self._settings.jwks_unknown_kid_cooldown_seconds
+        return now - state.last_attempt_at >= self._options.unknown_kid_cooldown_seconds
 
     def _start_fetch(self, state: _UrlState) -> asyncio.Task[None]:
         if state.inflight is None:
@@ -187,7 +203,7 @@ class RemoteKeySource:
             state.inflight = None
 
     async def _fetch(self, url: str) -> tuple[KeySet, list[str]]:
-        timeout = self._settings.jwks_fetch_timeout_seconds
+        timeout = self._options.fetch_timeout_seconds
         try:
             async with asyncio.timeout(timeout):
                 body = await self._download(url)
@@ -196,14 +212,15 @@ class RemoteKeySource:
         except httpx.HTTPError as exc:
             raise FetchFailed("key_server_unreachable", _describe_http_error(exc)) from None
         try:
-            return parse_jwks(load_json(body), url, self._settings.jwks_max_keys)
+            return parse_jwks(load_json(body), url, self._options.max_keys)
         except KeyParseError as exc:
             raise FetchFailed("key_set_invalid", str(exc)) from None
 
     async def _download(self, url: str) -> bytes:
         if self._client is None:
-            self._client = make_http_client(self._settings)
-        limit = self._settings.jwks_max_response_bytes
+            options = self._options
+            self._client = make_http_client(timeout_seconds=options.fetch_timeout_seconds, ca_bundle=options.ca_bundle)
+        limit = self._options.max_response_bytes
         async with self._client.stream("GET", url, headers=_REQUEST_HEADERS, follow_redirects=False) as response:
             if response.is_redirect:
                 target = response.headers.get("location", "?")[:200]
@@ -225,13 +242,13 @@ class RemoteKeySource:
 
     def _note_stale_serve(self, state: _UrlState, now: float, age: float) -> None:
         self.stats.stale_serves[state.url] += 1
-        if now - state.last_stale_warning_at >= self._settings.jwks_unknown_kid_cooldown_seconds:
+        if now - state.last_stale_warning_at >= self._options.unknown_kid_cooldown_seconds:
             state.last_stale_warning_at = now
             log.warning(
                 "serving stale JWKS for %s: last successful fetch %.0fs ago (limit %.0fs), last error: %s",
                 state.url,
                 age,
-                self._settings.jwks_max_stale_seconds,
+                self._options.max_stale_seconds,
                 state.last_error.detail if state.last_error else "?",
             )
 
@@ -241,7 +258,7 @@ class RemoteKeySource:
         reason = error.reason if error else "key_server_unreachable"
         if state.keys is not None:
             age = now - state.fetched_at
-            limit = self._settings.jwks_max_stale_seconds
+            limit = self._options.max_stale_seconds
             return TokenRejected(
                 "key_server_unreachable",
                 f"key server unreachable: {state.url} ({detail}); "

@@ -20,7 +20,6 @@ from pathlib import Path
 from fe.auth.errors import TokenRejected
 from fe.auth.jwk import KeyParseError, KeySet, parse_key_document
 from fe.auth.token_spec import InvalidAuthString, conf_relative_path
-from fe.config import Settings
 
 log = logging.getLogger("fe.auth.keys")
 
@@ -42,8 +41,12 @@ class _FileState:
 
 
 class LocalKeySource:
-    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
-        self._settings = settings
+    def __init__(
+        self, conf_dir: Path, *, max_bytes: int, max_keys: int, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._conf_dir = conf_dir
+        self._max_bytes = max_bytes
+        self._max_keys = max_keys
         self._clock = clock
         self._states: dict[str, _FileState] = {}
         self.stats = LocalKeyStats()
@@ -76,7 +79,7 @@ class LocalKeySource:
                 fingerprint = (str(path), info.st_dev, info.st_ino, info.st_mtime_ns, info.st_size)
                 if fingerprint == state.fingerprint:
                     return
-                limit = self._settings.jwks_max_response_bytes
+                limit = self._max_bytes
                 if info.st_size > limit:
                     raise _Unusable(f"{info.st_size} bytes is over the {limit}-byte limit")
                 self.stats.reads[name] += 1
@@ -86,7 +89,7 @@ class LocalKeySource:
                 os.close(fd)
             if len(data) > limit:
                 raise _Unusable(f"over the {limit}-byte limit")
-            keys, skipped = parse_key_document(data, f"conf/{name}", self._settings.jwks_max_keys)
+            keys, skipped = parse_key_document(data, f"conf/{name}", self._max_keys)
         except (_Unusable, KeyParseError) as exc:
             self._fail(name, state, str(exc))
         except FileNotFoundError:
@@ -106,7 +109,7 @@ class LocalKeySource:
             relative = conf_relative_path(name)
         except InvalidAuthString:
             raise _Unusable("path must stay inside conf/") from None
-        conf = self._settings.conf_dir.resolve()
+        conf = self._conf_dir.resolve()
         path = (conf / relative).resolve(strict=True)
         if not path.is_relative_to(conf):
             raise _Unusable("resolves to a path outside conf/")

@@ -7,27 +7,31 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from fe.auth.jwk import KeySet
-from fe.auth.jwks_http import RemoteKeySource
+from fe.auth.jwks_http import DEFAULT_KEY_FETCH, KeyFetchOptions, RemoteKeySource
 from fe.auth.key_files import LocalKeySource
 from fe.auth.token_spec import TokenAuthSpec
-from fe.config import Settings
 
 
 class KeyStore:
     def __init__(
         self,
-        settings: Settings,
+        conf_dir: Path,
+        options: KeyFetchOptions = DEFAULT_KEY_FETCH,
         *,
         clock: Callable[[], float] = time.time,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
-        self.remote = RemoteKeySource(settings, clock=clock, http_client=http_client)
-        self.local = LocalKeySource(settings, clock=clock)
+        """`conf_dir` holds the key files; `options` apply to URLs, and their size limits to files too."""
+        self.remote = RemoteKeySource(options, clock=clock, http_client=http_client)
+        self.local = LocalKeySource(
+            conf_dir, max_bytes=options.max_response_bytes, max_keys=options.max_keys, clock=clock
+        )
 
     async def get_keys(self, spec: TokenAuthSpec) -> KeySet:
         """The cached keys for the spec's source (fetching or reading them if needed), or TokenRejected."""

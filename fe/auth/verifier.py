@@ -17,19 +17,20 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from fe.auth.errors import TokenRejected, shorten
 from fe.auth.jwk import KeySet, VerificationKey
+from fe.auth.jwks_http import DEFAULT_KEY_FETCH, KeyFetchOptions
 from fe.auth.jws import CompactToken, parse_compact, verify_signature
 from fe.auth.keys import KeyStore
 from fe.auth.token_cache import CachedVerification, VerifiedTokenCache, estimate_size
 from fe.auth.token_spec import SUPPORTED_ALGORITHMS, TokenAuthSpec
-from fe.config import Settings
 
-__all__ = ["TokenRejected", "TokenVerifier"]
+__all__ = ["KeyFetchOptions", "TokenRejected", "TokenVerifier"]
 
 log = logging.getLogger("fe.auth.verifier")
 
@@ -44,17 +45,23 @@ _LOGIN_TOKEN_TYPES = frozenset({"jwt", "application/jwt", "jose", "application/j
 class TokenVerifier:
     def __init__(
         self,
-        settings: Settings,
+        conf_dir: Path,
         *,
+        key_fetch: KeyFetchOptions = DEFAULT_KEY_FETCH,
+        leeway_seconds: float = 60,
+        max_token_bytes: int = 16 * 1024,
+        cache_entries: int = 10_000,
+        cache_bytes: int = 64 * 1024 * 1024,
         clock: Callable[[], float] = time.time,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
-        self._settings = settings
+        """`conf_dir` holds the key files; `leeway_seconds` is the clock skew allowed for exp, nbf and iat;
+        the verified-token cache keeps at most `cache_entries` tokens and `cache_bytes` (estimated) of claims."""
         self._clock = clock
-        self._leeway = settings.jwt_leeway_seconds
-        self._max_bytes = settings.max_token_bytes
-        self.key_store = KeyStore(settings, clock=clock, http_client=http_client)
-        self._cache = VerifiedTokenCache(settings.verified_token_cache_size, settings.verified_token_cache_bytes)
+        self._leeway = leeway_seconds
+        self._max_bytes = max_token_bytes
+        self.key_store = KeyStore(conf_dir, key_fetch, clock=clock, http_client=http_client)
+        self._cache = VerifiedTokenCache(cache_entries, cache_bytes)
         self._accepted = 0
         self._rejected: Counter[str] = Counter()
         self._cache_hits = 0

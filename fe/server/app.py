@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 from fe import __version__
-from fe.auth.verifier import TokenVerifier
+from fe.auth.verifier import KeyFetchOptions, TokenVerifier
 from fe.catalog import Catalog, CatalogError
 from fe.config import Settings
 from fe.server.context import ServerContext
@@ -67,6 +67,26 @@ def check_root_exposure(settings: Settings, catalog: Catalog) -> None:
         )
 
 
+def make_token_verifier(settings: Settings) -> TokenVerifier:
+    key_fetch = KeyFetchOptions(
+        refresh_seconds=settings.jwks_refresh_seconds,
+        max_stale_seconds=settings.jwks_max_stale_seconds,
+        unknown_kid_cooldown_seconds=settings.jwks_unknown_kid_cooldown_seconds,
+        fetch_timeout_seconds=settings.jwks_fetch_timeout_seconds,
+        max_response_bytes=settings.jwks_max_response_bytes,
+        max_keys=settings.jwks_max_keys,
+        ca_bundle=settings.resolve(settings.jwks_ca_bundle) if settings.jwks_ca_bundle else None,
+    )
+    return TokenVerifier(
+        settings.conf_dir,
+        key_fetch=key_fetch,
+        leeway_seconds=settings.jwt_leeway_seconds,
+        max_token_bytes=settings.max_token_bytes,
+        cache_entries=settings.verified_token_cache_size,
+        cache_bytes=settings.verified_token_cache_bytes,
+    )
+
+
 async def serve(
     settings: Settings,
     *,
@@ -79,7 +99,7 @@ async def serve(
     try:
         check_root_exposure(settings, catalog)
         tls = prepare_tls(settings)
-        verifier = TokenVerifier(settings)
+        verifier = make_token_verifier(settings)
         domains = DomainResolver(catalog, settings.domain_refresh_seconds)
         catalog.set_domain_resolver(domains.addresses, lambda: domains.version)
         stats = ServerStats(token_stats=lambda: verifier.stats)

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from fe.auth.verifier import TokenVerifier
-from fe.config import Settings
+from fe.auth.verifier import KeyFetchOptions, TokenVerifier
 from tests.auth.jose_helpers import FakeClock
 from tests.auth.jwks_server import JwksServer, make_tls_material
 
@@ -25,18 +25,18 @@ def home(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def settings(home: Path) -> Settings:
-    return Settings(home=home, jwks_fetch_timeout_seconds=1.0)
-
-
-@pytest.fixture
 async def make_verifier(clock: FakeClock, home: Path) -> AsyncIterator[Callable[..., TokenVerifier]]:
-    """make_verifier(**setting_overrides) → a TokenVerifier on the fake clock, closed after the test."""
-    made: list[TokenVerifier] = []
+    """make_verifier(**options) → a TokenVerifier for <home>/conf on the fake clock, closed after the test.
 
-    def make(**overrides: Any) -> TokenVerifier:
-        values: dict[str, Any] = {"jwks_fetch_timeout_seconds": 1.0, **overrides}
-        verifier = TokenVerifier(Settings(home=home, **values), clock=clock)
+    `options` are KeyFetchOptions fields (fetch_timeout_seconds defaults to 1 s here) and TokenVerifier keywords.
+    """
+    made: list[TokenVerifier] = []
+    fetch_fields = {f.name for f in fields(KeyFetchOptions)}
+
+    def make(**options: Any) -> TokenVerifier:
+        fetch = {"fetch_timeout_seconds": 1.0, **{k: v for k, v in options.items() if k in fetch_fields}}
+        rest = {k: v for k, v in options.items() if k not in fetch_fields}
+        verifier = TokenVerifier(home / "conf", key_fetch=KeyFetchOptions(**fetch), clock=clock, **rest)
         made.append(verifier)
         return verifier
 

@@ -13,7 +13,6 @@ import pytest
 from fe.auth import devtools
 from fe.auth.token_spec import parse_token_auth_string
 from fe.auth.verifier import TokenRejected, TokenVerifier
-from fe.config import Settings
 
 
 def run(home: Path, *argv: str) -> int:
@@ -79,7 +78,7 @@ async def test_keygen_then_mint_then_verify(tmp_path: Path, capsys: pytest.Captu
     spec, _ = parse_token_auth_string(
         '{"jwks_url": "dev.jwks", "required_issuer": "https://dev", "required_audience": "fe"}', home / "conf"
     )
-    verifier = TokenVerifier(Settings(home=home))
+    verifier = TokenVerifier(home / "conf")
     try:
         claims = await verifier.verify(token_file.read_bytes(), "tom", spec)
         assert claims["sub"] == "tom" and claims["exp"] - claims["iat"] == 600
@@ -101,7 +100,7 @@ async def test_rs256_keygen_and_mint_to_stdout(tmp_path: Path, capsys: pytest.Ca
     claims = jwt.decode(token, options={"verify_signature": False})
     assert claims["email"] == "ann" and claims["aud"] == ["a", "b"] and "sub" not in claims
     spec, _ = parse_token_auth_string('{"jwks_url": "local.jwks", "principal_field": "email"}', tmp_path / "conf")
-    verifier = TokenVerifier(Settings(home=tmp_path))
+    verifier = TokenVerifier(tmp_path / "conf")
     try:
         assert (await verifier.verify(token, "ann", spec))["email"] == "ann"
     finally:

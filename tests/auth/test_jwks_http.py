@@ -26,10 +26,10 @@ MAX_STALE = 3600.0
 @pytest.fixture
 def verifier(make_verifier: Callable[..., TokenVerifier]) -> TokenVerifier:
     return make_verifier(
-        jwks_unknown_kid_cooldown_seconds=COOLDOWN,
-        jwks_refresh_seconds=REFRESH,
-        jwks_max_stale_seconds=MAX_STALE,
-        jwks_fetch_timeout_seconds=0.5,
+        unknown_kid_cooldown_seconds=COOLDOWN,
+        refresh_seconds=REFRESH,
+        max_stale_seconds=MAX_STALE,
+        fetch_timeout_seconds=0.5,
     )
 
 
@@ -348,7 +348,7 @@ async def test_a_cancelled_login_does_not_cancel_the_shared_fetch(
 async def test_aclose_stops_background_refreshes(
     jwks_server: JwksServer, spec: TokenAuthSpec, make_verifier: Callable[..., TokenVerifier], clock: FakeClock
 ) -> None:
-    verifier = make_verifier(jwks_refresh_seconds=REFRESH)
+    verifier = make_verifier(refresh_seconds=REFRESH)
     assert await verifier.verify(mint("ES256", claims_for("tom", clock.now)), "tom", spec)
     jwks_server.mode = "hang"
     clock.advance(REFRESH + 1)
@@ -364,11 +364,11 @@ async def test_aclose_stops_background_refreshes(
 
 
 async def test_https_with_configured_ca_bundle(
-    tls_jwks_server: JwksServer, make_verifier: Callable[..., TokenVerifier], clock: FakeClock
+    tls_jwks_server: JwksServer, make_verifier: Callable[..., TokenVerifier], clock: FakeClock, home: Path
 ) -> None:
     spec = TokenAuthSpec(tls_jwks_server.serve("/jwks", jwks(jwk_with("ES256"))))
     assert spec.jwks_url.startswith("https://127.0.0.1:")
-    verifier = make_verifier(jwks_ca_bundle="conf/tls/test-ca.pem")
+    verifier = make_verifier(ca_bundle=home / "conf/tls/test-ca.pem")
     assert await verifier.verify(mint("ES256", claims_for("tom", clock.now)), "tom", spec)
     assert tls_jwks_server.requests["/jwks"] == 1
 
@@ -388,7 +388,7 @@ async def test_missing_ca_bundle_is_a_failed_fetch(
     tls_jwks_server: JwksServer, make_verifier: Callable[..., TokenVerifier], clock: FakeClock, home: Path
 ) -> None:
     spec = TokenAuthSpec(tls_jwks_server.serve("/jwks", jwks(jwk_with("ES256"))))
-    verifier = make_verifier(jwks_ca_bundle="conf/tls/missing.pem")
+    verifier = make_verifier(ca_bundle=home / "conf/tls/missing.pem")
     assert await reason_of(verifier, mint("ES256", claims_for("tom", clock.now)), spec) == "key_server_unreachable"
 
 
@@ -397,10 +397,8 @@ async def test_injected_client_is_used_and_still_refuses_redirects(
 ) -> None:
     import httpx
 
-    from fe.config import Settings
-
     async with httpx.AsyncClient(follow_redirects=True) as client:
-        verifier = TokenVerifier(Settings(home=home), clock=clock, http_client=client)
+        verifier = TokenVerifier(home / "conf", clock=clock, http_client=client)
         assert await verifier.verify(mint("ES256", claims_for("tom", clock.now)), "tom", spec)
         jwks_server.serve("/elsewhere", jwks(jwk_with("ES256")))
         jwks_server.mode, jwks_server.redirect_to = "redirect", jwks_server.url("/elsewhere")

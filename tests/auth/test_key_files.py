@@ -111,7 +111,7 @@ async def test_garbage_files(content: bytes, home: Path, verifier: TokenVerifier
 
 
 async def test_oversized_file(home: Path, make_verifier, clock: FakeClock) -> None:  # type: ignore[no-untyped-def]
-    verifier = make_verifier(jwks_max_response_bytes=1000)
+    verifier = make_verifier(max_response_bytes=1000)
     (home / "conf" / "big.jwks").write_text(json.dumps(jwks(jwk_with("ES256"))) + " " * 1000)
     rejection = await reason_of(verifier, mint("ES256", claims_for("tom", clock.now)), TokenAuthSpec("big.jwks"))
     assert rejection.reason == "key_file_unreadable" and "limit" in rejection.message

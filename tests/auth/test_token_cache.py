@@ -120,7 +120,7 @@ async def test_verifier_keeps_its_cache_within_cache_bytes(
     home: Path, make_verifier: Callable[..., TokenVerifier], clock: FakeClock
 ) -> None:
     (home / "conf" / "keys.jwks").write_text(json.dumps(jwks(jwk_with("ES256"))))
-    verifier = make_verifier(verified_token_cache_bytes=40_000, max_token_bytes=64 * 1024)
+    verifier = make_verifier(cache_bytes=40_000, max_token_bytes=64 * 1024)
     big = "x" * 15_000
     for i in range(5):
         await verifier.verify(mint("ES256", claims_for("tom", clock.now, jti=str(i), blob=big)), "tom", _SPEC)

@@ -266,7 +266,7 @@ async def _gzip_bomb(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 async def test_jwks_fetch_is_bounded(
     handler: Handler, reason: str, make_verifier: Callable[..., TokenVerifier], clock: FakeClock
 ) -> None:
-    verifier = make_verifier(jwks_fetch_timeout_seconds=0.5)
+    verifier = make_verifier(fetch_timeout_seconds=0.5)
     async with raw_http_server(handler) as url:
         started = time.monotonic()
         found = await rejection(verifier, mint("ES256", claims_for("tom", clock.now)), TokenAuthSpec(url))

@@ -366,7 +366,7 @@ async def test_nan_claims_are_refused(spec: TokenAuthSpec, verifier: TokenVerifi
 async def test_exp_leeway_boundaries(
     offset: int, accepted: bool, spec: TokenAuthSpec, make_verifier: Callable[..., TokenVerifier], clock: FakeClock
 ) -> None:
-    verifier = make_verifier(jwt_leeway_seconds=60, verified_token_cache_size=0)
+    verifier = make_verifier(leeway_seconds=60, cache_entries=0)
     token = mint("ES256", {"sub": "tom", "exp": int(clock.now) + offset})
     if accepted:
         assert await verifier.verify(token, "tom", spec)
@@ -578,7 +578,7 @@ async def test_cache_entry_dies_with_its_key(home: Path, verifier: TokenVerifier
 async def test_cache_is_bounded(
     spec: TokenAuthSpec, make_verifier: Callable[..., TokenVerifier], clock: FakeClock
 ) -> None:
-    verifier = make_verifier(verified_token_cache_size=3)
+    verifier = make_verifier(cache_entries=3)
     tokens = [mint("EdDSA", claims_for("tom", clock.now, jti=str(i))) for i in range(5)]
     for token in tokens:
         await verifier.verify(token, "tom", spec)
