@@ -1,4 +1,4 @@
-"""Findings of a security review of token verification: each test either shows a weakness that was fixed in
+"""Hardening of token verification: each test either shows a weakness that was fixed in
 fe/auth (the comment in the test says what went wrong before) or locks in a property no other test covered."""
 
 from __future__ import annotations

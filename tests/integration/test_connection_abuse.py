@@ -1,4 +1,4 @@
-"""Robustness review: raw-socket abuse of the connection phase, COM_CHANGE_USER edge cases, the caching_sha2 fast
+"""Abuse of the connection phase from raw sockets, COM_CHANGE_USER edge cases, the caching_sha2 fast
 path after a password change, peers that stop reading, log-line forgery, shutdown in the middle of a login."""
 
 from __future__ import annotations
