@@ -4,6 +4,11 @@ Durability: every write is a short `BEGIN IMMEDIATE` transaction committed with 
 statement that returned OK survives `kill -9`. Other processes' commits are visible to the next read, since
 every read queries the file (a lookup by name is a primary-key probe: a few microseconds).
 
+Threads: reads (logins, on the event loop) and writes (worker threads) use two connections, each behind its own
+lock. A write may wait up to the busy timeout for another process's write lock; it waits holding only the write
+connection, so reads never queue behind it (WAL readers do not wait for writers). Every method is safe to call
+from any thread.
+
 First start builds the file under a temporary name and links it into place only once it holds the schema and
 root, so a crash during creation never leaves a half-made catalog that a later start would take for real.
 """
@@ -51,9 +56,12 @@ _LOGIN_CACHE_SIZE = 10_000
 
 
 class Catalog:
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
-        self._conn = conn
-        self._lock = threading.RLock()
+    def __init__(self, conn: sqlite3.Connection, writer: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn  # reads
+        self._lock = threading.Lock()
+        self._writer = writer
+        self._write_lock = threading.Lock()
+        self._cache_lock = threading.Lock()
         self.path = path
         # Logins look the same few accounts up again and again: remember each answer (parsed token settings
         # included) until the catalog changes, here (cleared on commit) or in another process (data_version).
@@ -85,12 +93,21 @@ class Catalog:
         conn = _connect(path)
         try:
             _check_and_prepare(conn, path)
+            writer = _connect(path)
         except BaseException:
             conn.close()
             raise
-        return cls(conn, path)
+        try:
+            _configure(writer)
+        except sqlite3.Error as exc:
+            writer.close()
+            conn.close()
+            raise CatalogError(f"cannot open the user catalog {path}: {exc}") from exc
+        return cls(conn, writer, path)
 
     def close(self) -> None:
+        with self._write_lock:
+            self._writer.close()
         with self._lock:
             self._conn.close()
 
@@ -108,20 +125,23 @@ class Catalog:
         `data_version` is the first member of a `change_marker()` the caller has just read (spares a second read).
         """
         key = (name, client_ip)
-        with self._lock, _operational_errors():
-            if data_version is None:
-                data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
-            version = (data_version, self._domain_version())
+        if data_version is None:
+            data_version = self._data_version()
+        version = (data_version, self._domain_version())
+        with self._cache_lock:
             if version != self._login_cache_version:
                 self._login_cache.clear()
                 self._login_cache_version = version
-            if key in self._login_cache:
+            elif key in self._login_cache:
                 return self._login_cache[key]
+            writes = self._writes
         account = self._find_login_account(name, identity.normalize_client_ip(client_ip))
-        with self._lock:
-            if len(self._login_cache) >= _LOGIN_CACHE_SIZE:
-                self._login_cache.clear()
-            self._login_cache[key] = account
+        with self._cache_lock:
+            # Kept only if nothing changed meanwhile (a write here, or a newer version seen by another lookup).
+            if self._login_cache_version == version and self._writes == writes:
+                if len(self._login_cache) >= _LOGIN_CACHE_SIZE:
+                    self._login_cache.clear()
+                self._login_cache[key] = account
         return account
 
     def _find_login_account(self, name: str, client: str) -> Account | None:
@@ -139,15 +159,20 @@ class Catalog:
 
     def set_domain_resolver(self, addresses: Callable[[str], Collection[str]], version: Callable[[], int]) -> None:
         """Where login matching finds a domain's addresses; `version` changes whenever any of them change."""
-        with self._lock:
+        with self._cache_lock:
             self._domain_addresses = addresses
             self._domain_version = version
             self._login_cache.clear()
 
     def change_marker(self) -> tuple[int, int]:
         """Changes whenever the catalog does, here or in another process (for caches kept outside it)."""
+        return self._data_version(), self._writes
+
+    def _data_version(self) -> int:
+        # The read connection's data_version moves on every commit by any other connection: other processes'
+        # and this catalog's own write connection's alike.
         with self._lock, _operational_errors():
-            return self._conn.execute("PRAGMA data_version").fetchone()[0], self._writes
+            return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
 
     def domain_hosts(self) -> set[str]:
         """The domains of all domain identities ('name'@['domain'])."""
@@ -235,6 +260,19 @@ class Catalog:
                 if role not in granted:
                     raise RoleNotGrantedError(role, name, host)
             _replace_default_roles(conn, name, host, roles)
+
+    def replace_password_hash(self, name: str, host: str, old: str, new: str) -> bool:
+        """Replace a caching_sha2 identity's stored verifier with `new`, only if it is still `old`.
+
+        For upgrading a verifier after a successful login (see fe.auth.passwords.needs_rehash): a password changed
+        in the meantime, here or by another process, is kept. Returns whether it replaced; durable like any write.
+        """
+        with self._write() as conn:
+            cursor = conn.execute(
+                "UPDATE users SET auth_string = ? WHERE name = ? AND host = ? AND plugin = ? AND auth_string = ?",
+                (new, name, host, CACHING_SHA2, old),
+            )
+            return cursor.rowcount == 1
 
     def drop_user(self, name: str, host: str, *, if_exists: bool = False) -> bool:
         if name == ROOT_USER and host == ROOT_HOST:
@@ -348,17 +386,21 @@ class Catalog:
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: takes the write lock up front (waiting up to the busy timeout), commits durably."""
-        with self._lock, _operational_errors():
-            self._conn.execute("BEGIN IMMEDIATE")
+        """A write transaction: takes the write lock up front (waiting up to the busy timeout), commits durably.
+
+        Blocks its thread while another connection holds the lock: never call it on the event loop.
+        """
+        with self._write_lock, _operational_errors():
+            self._writer.execute("BEGIN IMMEDIATE")
             try:
-                yield self._conn
+                yield self._writer
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._writer.execute("ROLLBACK")
                 raise
-            self._conn.execute("COMMIT")
-            self._writes += 1
-            self._login_cache.clear()
+            self._writer.execute("COMMIT")
+            with self._cache_lock:
+                self._writes += 1
+                self._login_cache.clear()
 
     def _account_from_row(self, conn: sqlite3.Connection, row: Sequence[str]) -> Account:
         name, host = row[0], row[1]
