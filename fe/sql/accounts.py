@@ -32,6 +32,7 @@ from fe.catalog import (
     format_identity,
 )
 from fe.config import Settings
+from fe.mysql.errors import ErrorCode
 from fe.sql import errors, show
 from fe.sql import statements as st
 from fe.sql.results import OkResult, ResultSet, SqlError
@@ -76,7 +77,7 @@ class AccountStatements:
         if not created:
             _note(
                 session,
-                errors.ER_USER_ALREADY_EXISTS,
+                ErrorCode.USER_ALREADY_EXISTS,
                 f"Authorization ID {_who(name, host)} already exists.",
             )
         return _ok(session)
@@ -92,7 +93,7 @@ class AccountStatements:
             if stmt.if_exists:
                 _note(
                     session,
-                    errors.ER_USER_DOES_NOT_EXIST,
+                    ErrorCode.USER_DOES_NOT_EXIST,
                     f"Authorization ID {_who(name, host)} does not exist.",
                 )
                 return _ok(session)
@@ -122,7 +123,7 @@ class AccountStatements:
         if not dropped:
             _note(
                 session,
-                errors.ER_USER_DOES_NOT_EXIST,
+                ErrorCode.USER_DOES_NOT_EXIST,
                 f"Authorization ID {_who(name, host)} does not exist.",
             )
         return _ok(session)
@@ -159,7 +160,7 @@ class AccountStatements:
         for role in self._role_names(stmt.roles, operation):
             try:
                 if not self._catalog.create_role(role, if_not_exists=stmt.if_not_exists):
-                    _note(session, errors.ER_USER_ALREADY_EXISTS, f"Authorization ID '{role}' already exists.")
+                    _note(session, ErrorCode.USER_ALREADY_EXISTS, f"Authorization ID '{role}' already exists.")
             except RoleExistsError as exc:
                 raise errors.operation_failed(operation, f"'{role}'", str(exc)) from None
         return _ok(session)
@@ -170,7 +171,7 @@ class AccountStatements:
         for role in self._role_names(stmt.roles, operation):
             try:
                 if not self._catalog.drop_role(role, if_exists=stmt.if_exists):
-                    _note(session, errors.ER_USER_DOES_NOT_EXIST, f"Authorization ID '{role}' does not exist.")
+                    _note(session, ErrorCode.USER_DOES_NOT_EXIST, f"Authorization ID '{role}' does not exist.")
             except (RoleNotFoundError, ProtectedObjectError) as exc:
                 raise errors.operation_failed(operation, f"'{role}'", str(exc)) from None
         return _ok(session)
@@ -212,7 +213,7 @@ class AccountStatements:
         except ProtectedObjectError as exc:
             raise errors.wrong_arguments(operation, str(exc)) from None
         for role in not_granted:
-            _note(session, errors.ER_ROLE_NOT_GRANTED, f"`{role}`@`%` is not granted to {_who(name, host)}")
+            _note(session, ErrorCode.ROLE_NOT_GRANTED, f"`{role}`@`%` is not granted to {_who(name, host)}")
         return _ok(session)
 
     def _grant_to_role(self, session: Session, roles: tuple[str, ...], role: str, operation: str) -> OkResult:
@@ -236,7 +237,7 @@ class AccountStatements:
         except RoleNotFoundError as exc:
             raise errors.unknown_authorization_id(exc.role, reason=str(exc)) from None
         for granted in not_granted:
-            _note(session, errors.ER_ROLE_NOT_GRANTED, f"`{granted}`@`%` is not granted to role '{role}'")
+            _note(session, ErrorCode.ROLE_NOT_GRANTED, f"`{granted}`@`%` is not granted to role '{role}'")
         return _ok(session)
 
     # ----------------------------------------------------------------- SHOW
@@ -370,7 +371,7 @@ class AccountStatements:
             except InvalidAuthString as exc:
                 raise errors.wrong_arguments(operation, str(exc)) from None
             for message in warnings:
-                session.warnings.append(Warning_("Warning", errors.ER_WRONG_ARGUMENTS, message))
+                session.warnings.append(Warning_("Warning", int(ErrorCode.WRONG_ARGUMENTS), message))
             return Credentials(plugin, spec.to_json(), display)
         raise errors.plugin_not_loaded(auth.plugin)
 
@@ -388,7 +389,7 @@ def _who(name: str, host: str) -> str:
 
 
 def _note(session: Session, code: int, message: str) -> None:
-    session.warnings.append(Warning_("Note", code, message))
+    session.warnings.append(Warning_("Note", int(code), message))
 
 
 def _ok(session: Session) -> OkResult:

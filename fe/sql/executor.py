@@ -4,7 +4,6 @@ against the session or the catalog."""
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
 import sqlglot.errors
@@ -13,6 +12,7 @@ from sqlglot.tokens import TokenType
 
 from fe.catalog import Catalog, CatalogBusyError
 from fe.config import Settings
+from fe.mysql.errors import ErrorCode
 from fe.sql import errors, show
 from fe.sql import statements as st
 from fe.sql.accounts import AccountStatements, translate_catalog_error
@@ -21,6 +21,7 @@ from fe.sql.evaluate import Evaluator
 from fe.sql.results import Column, OkResult, Result, ResultSet, SqlError, syntax_error
 from fe.sql.session import Session, Warning_
 from fe.sql.variables import READ_ONLY, SERVER_VERSION, boolean_value, system_variable_defaults
+from fe.util.lru import BoundedLRU
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class Executor:
         self._dialect = FeDialect()
         self._accounts = AccountStatements(catalog, settings)
         self._defaults = system_variable_defaults(settings)
-        self._parsed: OrderedDict[str, st.Statement] = OrderedDict()
+        self._parsed: BoundedLRU[str, st.Statement] = BoundedLRU(_PARSE_CACHE_SIZE)
 
     async def execute(self, session: Session, sql: str) -> Result:
         """Run one statement. Raises SqlError only; the session stays usable either way."""
@@ -63,18 +64,15 @@ class Executor:
             if not isinstance(statement, st.ShowWarnings):
                 session.warnings = []
             return self._run(session, statement)
-        except SqlError as error:
-            session.warnings = [Warning_("Error", error.code, error.message)]
-            raise
+        except SqlError as exc:
+            failure = exc
         except CatalogBusyError as exc:
-            error = translate_catalog_error(exc)
-            session.warnings = [Warning_("Error", error.code, error.message)]
-            raise error from None
+            failure = translate_catalog_error(exc)
         except Exception:
             log.exception("statement failed unexpectedly: %.200r", sql)
-            error = errors.internal_error()
-            session.warnings = [Warning_("Error", error.code, error.message)]
-            raise error from None
+            failure = errors.internal_error()
+        session.warnings = [Warning_("Error", failure.code, failure.message)]
+        raise failure
 
     def _show_tables(self, session: Session, statement: st.ShowTables) -> ResultSet:
         database = statement.database or session.database
@@ -99,13 +97,10 @@ class Executor:
     def _parse(self, sql: str) -> st.Statement:
         cached = self._parsed.get(sql)
         if cached is not None:
-            self._parsed.move_to_end(sql)
             return cached
         statement = self._parse_text(sql)
         if isinstance(statement, _CACHEABLE) and len(sql) <= _PARSE_CACHE_MAX_TEXT:
-            self._parsed[sql] = statement
-            if len(self._parsed) > _PARSE_CACHE_SIZE:
-                self._parsed.popitem(last=False)
+            self._parsed.put(sql, statement)
         return statement
 
     def _parse_text(self, sql: str) -> st.Statement:
@@ -223,7 +218,9 @@ class Executor:
             if not self._accounts.is_user_admin(session):
                 raise errors.access_denied_system_variables()
             session.warnings.append(
-                Warning_("Warning", errors.ER_WRONG_ARGUMENTS, f"SET GLOBAL {name} applies to this session only in fe")
+                Warning_(
+                    "Warning", int(ErrorCode.WRONG_ARGUMENTS), f"SET GLOBAL {name} applies to this session only in fe"
+                )
             )
         if name == "autocommit":
             flag = boolean_value(value)

@@ -3,7 +3,9 @@ the SqlError a client should see (unsupported statements: 1064 naming the statem
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlglot import exp
 
@@ -453,7 +455,7 @@ def _bind_use(tree: exp.Use, sql: str) -> Statement:
     return UseDatabase(name=tree.this.name)
 
 
-_BINDERS = {
+_BINDERS: dict[type[exp.Expr], Callable[[Any, str], Statement]] = {
     syntax.CreateUser: _bind_create_user,
     syntax.AlterUser: _bind_alter_user,
     syntax.DropUser: _bind_drop_user,
