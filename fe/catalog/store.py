@@ -205,6 +205,14 @@ class Catalog:
         with self._read() as conn:
             return [(name, bool(builtin)) for name, builtin in conn.execute("SELECT name, builtin FROM roles")]
 
+    def roles_with_inherited(self, roles: Iterable[str]) -> frozenset[str]:
+        """`roles` and every role they hold in turn through role-to-role grants (what a holder of them holds)."""
+        with self._read() as conn:
+            held = set(roles)
+            for role in list(held):
+                held |= self._roles_of_role(conn, role, direct=False)
+        return frozenset(held)
+
     # ----------------------------------------------------------------- users
 
     def create_user(
@@ -288,6 +296,11 @@ class Catalog:
     # ----------------------------------------------------------------- roles and grants
 
     def create_role(self, role: str, *, if_not_exists: bool = False) -> bool:
+        # 'ROOT' or 'User_Admin' next to the built-in roles would read like them in every SHOW GRANTS.
+        if role.lower() in BUILTIN_ROLES and role not in BUILTIN_ROLES:
+            raise ProtectedObjectError(
+                f"the role name '{role}' is reserved: it differs from a built-in role only in case"
+            )
         with self._write() as conn:
             if conn.execute("SELECT 1 FROM roles WHERE name = ?", (role,)).fetchone():
                 if if_not_exists:

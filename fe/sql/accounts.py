@@ -2,13 +2,14 @@
 
 Only root and members of `root` / `user_admin` may manage users, roles and grants; anyone may SET PASSWORD for
 their own password identity and look at their own grants and authentication. Granting, revoking or altering
-anything about root itself is reserved to root.
+anything about root itself is reserved to root: giving the role root by any path (one rule,
+`_require_may_give`), and changing or dropping an account that holds it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from fe.auth.passwords import hash_password, native_hash
 from fe.auth.token_spec import TOKEN_PLUGINS, InvalidAuthString, parse_token_auth_string
@@ -63,6 +64,7 @@ class AccountStatements:
                 operation, f"PROPERTIES ({', '.join(stmt.property_keys)}) are not supported by fe"
             )
         roles = self._role_names(stmt.default_roles, operation)
+        self._require_may_give(session, roles)
         credentials = self._credentials(session, stmt.auth, operation)
         try:
             created = self._catalog.create_user(
@@ -98,7 +100,10 @@ class AccountStatements:
                 )
                 return _ok(session)
             raise errors.operation_failed(operation, _who(name, host), f"cannot find user {_who(name, host)}")
+        self._require_root_for_root_holder(session, account, "alter")
         default_roles = self._default_roles(account, stmt, operation)
+        if default_roles:
+            self._require_may_give(session, default_roles)
         try:
             if credentials is not None:
                 self._catalog.alter_credentials(name, host, credentials)
@@ -116,6 +121,7 @@ class AccountStatements:
         operation = "DROP USER"
         self._require_user_admin(session)
         name, host = self._identity(session, stmt.user, operation)
+        self._require_root_for_root_holder(session, self._catalog.get_account(name, host), "drop")
         try:
             dropped = self._catalog.drop_user(name, host, if_exists=stmt.if_exists)
         except (UserNotFoundError, ProtectedObjectError) as exc:
@@ -140,6 +146,8 @@ class AccountStatements:
         account = self._catalog.get_account(name, host)
         if account is None:
             raise errors.no_matching_user()
+        if (name, host) != (session.matched_name, session.matched_host):
+            self._require_root_for_root_holder(session, account, "change the password of")
         if account.is_token_user:
             raise errors.set_password_not_applicable(account.identity)
         if account.plugin == MYSQL_NATIVE:
@@ -161,7 +169,7 @@ class AccountStatements:
             try:
                 if not self._catalog.create_role(role, if_not_exists=stmt.if_not_exists):
                     _note(session, ErrorCode.USER_ALREADY_EXISTS, f"Authorization ID '{role}' already exists.")
-            except RoleExistsError as exc:
+            except (RoleExistsError, ProtectedObjectError) as exc:
                 raise errors.operation_failed(operation, f"'{role}'", str(exc)) from None
         return _ok(session)
 
@@ -184,8 +192,7 @@ class AccountStatements:
             return self._grant_to_role(session, roles, stmt.role, operation)
         assert stmt.user is not None
         name, host = self._identity(session, stmt.user, operation)
-        if ROOT_ROLE in roles:
-            self._require_root(session, "grant the role 'root'")
+        self._require_may_give(session, roles)
         try:
             self._catalog.grant_roles(name, host, roles)
         except UserNotFoundError:
@@ -218,8 +225,7 @@ class AccountStatements:
 
     def _grant_to_role(self, session: Session, roles: tuple[str, ...], role: str, operation: str) -> OkResult:
         (role,) = self._role_names((role,), operation)
-        if ROOT_ROLE in roles:
-            self._require_root(session, "grant the role 'root'")
+        self._require_may_give(session, roles)
         try:
             self._catalog.grant_roles_to_role(role, roles)
         except RoleNotFoundError as exc:
@@ -285,12 +291,28 @@ class AccountStatements:
 
     @staticmethod
     def _require_root(session: Session, what: str) -> None:
-        if (session.matched_name, session.matched_host) != (ROOT_USER, ROOT_HOST):
+        if not _is_root(session):
             raise errors.access_denied_root_only(what)
 
     def _require_root_for_root(self, session: Session, name: str, host: str, what: str) -> None:
         if (name, host) == (ROOT_USER, ROOT_HOST):
             self._require_root(session, what)
+
+    def _require_root_for_root_holder(self, session: Session, account: Account | None, action: str) -> None:
+        """Whoever could change how an account that holds root logs in could log in as it, and be root."""
+        if account is not None and _holds_root(account.roles | account.effective_roles):
+            self._require_root(session, f"{action} an account that holds the role 'root'")
+
+    def _require_may_give(self, session: Session, roles: Collection[str]) -> None:
+        """The one rule for every statement that gives roles: CREATE USER … DEFAULT ROLE, GRANT to a user, GRANT to
+        a role (its holders get the roles too), ALTER USER … DEFAULT ROLE. Only root may give the role root,
+        whether named or held by a given role through role-to-role grants."""
+        if not roles or _is_root(session):
+            return
+        if _holds_root(roles):
+            self._require_root(session, "grant the role 'root'")
+        if _holds_root(self._catalog.roles_with_inherited(roles)):
+            self._require_root(session, "grant a role that holds the role 'root'")
 
     def _target_account(self, session: Session, user: st.UserRef | None, operation: str) -> Account | None:
         """Your own account, or (user admins only) someone else's."""
@@ -382,6 +404,16 @@ def _native_hash_literal(text: str) -> str:
     if not _NATIVE_HASH_PATTERN.match(text):
         raise errors.password_format()
     return text.upper()
+
+
+def _is_root(session: Session) -> bool:
+    return (session.matched_name, session.matched_host) == (ROOT_USER, ROOT_HOST)
+
+
+def _holds_root(roles: Iterable[str]) -> bool:
+    # Role names are case-sensitive and no role differs from 'root' only in case (the catalog refuses to create
+    # one), so this only adds safety: a catalog from before that rule cannot slip a 'ROOT' past it.
+    return any(role.lower() == ROOT_ROLE for role in roles)
 
 
 def _who(name: str, host: str) -> str:
