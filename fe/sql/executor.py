@@ -4,11 +4,11 @@ against the session or the catalog."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import sqlglot.errors
 from sqlglot import exp
-from sqlglot.tokens import TokenType
+from sqlglot.tokens import Token, TokenType
 
 from fe.catalog import Catalog, CatalogBusyError
 from fe.config import Settings
@@ -18,6 +18,7 @@ from fe.sql import statements as st
 from fe.sql.accounts import AccountStatements, translate_catalog_error
 from fe.sql.dialect import FeDialect
 from fe.sql.evaluate import Evaluator
+from fe.sql.redact import describe_failure, mask_secrets
 from fe.sql.results import Column, OkResult, Result, ResultSet, SqlError, syntax_error
 from fe.sql.session import Session, Warning_
 from fe.sql.variables import READ_ONLY, SERVER_VERSION, boolean_value, system_variable_defaults
@@ -43,6 +44,9 @@ _CACHEABLE = (
     st.UseDatabase,
 )
 _NON_KEYWORD_TOKENS = {TokenType.VAR, TokenType.IDENTIFIER, TokenType.STRING, TokenType.NUMBER}
+# An unexpected failure logs the statement, masked, this long at most (masking reads at most _LOG_SCAN of it).
+_LOG_CHARS = 200
+_LOG_SCAN = 4096
 
 
 class Executor:
@@ -68,8 +72,9 @@ class Executor:
             failure = exc
         except CatalogBusyError as exc:
             failure = translate_catalog_error(exc)
-        except Exception:
-            log.exception("statement failed unexpectedly: %.200r", sql)
+        except Exception as exc:
+            # Never the statement as sent: it may carry a password or a token.
+            log.error("statement failed unexpectedly: %r\n%s", _loggable(sql), describe_failure(exc, sql))
             failure = errors.internal_error()
         session.warnings = [Warning_("Error", failure.code, failure.message)]
         raise failure
@@ -105,9 +110,18 @@ class Executor:
 
     def _parse_text(self, sql: str) -> st.Statement:
         try:
-            trees = [tree for tree in self._dialect.parse(sql) if tree is not None]
+            tokens = self._dialect.tokenize(sql)
+        except sqlglot.errors.SqlglotError:
+            raise syntax_error(sql) from None
+        second = _second_statement(tokens)
+        if second is not None:
+            # One statement per COM_QUERY, as MySQL runs them for a client without CLIENT_MULTI_STATEMENTS:
+            # 1064 naming the rest of the text, and nothing of it runs.
+            raise syntax_error(sql[second:])
+        try:
+            trees = [tree for tree in self._dialect.parser().parse(tokens, sql) if tree is not None]
         except sqlglot.errors.ParseError as exc:
-            if not self._starts_with_keyword(sql):
+            if not tokens or tokens[0].token_type in _NON_KEYWORD_TOKENS:
                 raise syntax_error(sql) from None  # not a statement at all: name all of it, as MySQL does
             detail = exc.errors[0] if exc.errors else {}
             near = (detail.get("highlight") or "") + (detail.get("end_context") or "")
@@ -118,16 +132,8 @@ class Executor:
         if not trees:
             raise errors.empty_query()
         if len(trees) > 1:
-            # One statement per COM_QUERY: fe does not run multi-statement batches.
-            raise syntax_error(trees[1].sql(dialect="mysql") if not isinstance(trees[1], exp.Command) else sql)
+            raise syntax_error(sql)
         return st.bind(trees[0], sql)
-
-    def _starts_with_keyword(self, sql: str) -> bool:
-        try:
-            tokens = self._dialect.tokenize(sql)
-        except sqlglot.errors.SqlglotError:
-            return False
-        return bool(tokens) and tokens[0].token_type not in _NON_KEYWORD_TOKENS
 
     # ----------------------------------------------------------------- dispatch
 
@@ -243,6 +249,23 @@ class Executor:
         values.update((name, value) for name, value in session.variables.items() if not name.startswith("@"))
         values["autocommit"] = "ON" if session.autocommit else "OFF"
         return values
+
+
+def _second_statement(tokens: Sequence[Token]) -> int | None:
+    """Where a second statement starts in the text (a token after a `;` that follows a statement), if any."""
+    in_statement = after_semicolon = False
+    for token in tokens:
+        if token.token_type == TokenType.SEMICOLON:
+            after_semicolon = in_statement
+        elif after_semicolon:
+            return token.start
+        else:
+            in_statement = True
+    return None
+
+
+def _loggable(sql: str) -> str:
+    return mask_secrets(sql[:_LOG_SCAN])[:_LOG_CHARS]
 
 
 def _type_code(value: object) -> int:
