@@ -1,6 +1,13 @@
-"""The benchmark's arithmetic: interleaved rounds give medians, and the targets use them when they ran."""
+"""The benchmark's arithmetic: interleaved rounds give medians, and the targets use them when they ran; reading
+callgrind dumps and profiles."""
 
 from __future__ import annotations
+
+import os
+import pstats
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -85,6 +92,53 @@ totals: 950
     assert counts.total == 950
 
 
+def test_callgrind_dump_gives_self_cost_and_calls_per_function() -> None:
+    from scripts.bench.instructions import compare, parse_callgrind
+
+    dump = """\
+version: 1
+events: Ir
+ob=(1) /usr/lib/libssl.so.3
+fl=(1) ???
+fn=(1) SSL_read
+0 40
+ob=(2) /usr/lib/libpython3.11.so.1.0
+fn=(2) _PyEval_EvalFrameDefault'2
+0 200
+cob=(1)
+cfn=(1)
+calls=3 0
+0 120
+fn=(2)
++1 50
+cfn=(2)
+calls=1 0
+0 10
+totals: 290
+"""
+    counts = parse_callgrind(dump)
+    assert counts.by_function == {"SSL_read (libssl.so.3)": 40, "_PyEval_EvalFrameDefault (libpython3.11.so.1.0)": 250}
+    assert counts.calls == {"SSL_read (libssl.so.3)": 3, "_PyEval_EvalFrameDefault (libpython3.11.so.1.0)": 1}
+    assert counts.total == 290
+    password = parse_callgrind(dump.replace("0 40", "0 20"))
+    lines = compare(counts, password, n=2)
+    assert lines[0].startswith("reused token / password = 0.000 M / 0.000 M = 1.074 (+0 k per login")
+    assert lines[0].endswith("goal at most 1.05: not met)")
+    assert "+0.0 k" in lines[2] and lines[2].endswith("SSL_read (libssl.so.3)")
+
+
+def test_python_profiles_are_compared_by_the_functions_whose_calls_differ() -> None:
+    from scripts.bench.instructions import PyFunction, compare_python
+
+    reused = {"_verify (fe/auth/verifier.py:95)": PyFunction(10, 0.002), "poll": PyFunction(30, 0.001)}
+    reused["same (fe/x.py:1)"] = PyFunction(10, 0.9)
+    password = {"poll": PyFunction(20, 0.001), "same (fe/x.py:1)": PyFunction(10, 0.5)}
+    lines = compare_python(reused, password, n=10, top=5)
+    assert len(lines) == 3  # the header, then the two functions whose calls differ; `same` is left out
+    assert lines[1].endswith("_verify (fe/auth/verifier.py:95)") and "+200.0 µs" in lines[1]
+    assert "calls   3.0 /   2.0" in lines[2] and lines[2].endswith("poll")
+
+
 def test_a_round_without_logins_is_reported_not_dropped() -> None:
     run = benchmark_run()
     failed = storm(FE_FRESH, cpu_ms=0.9, p99_ms=20, logins=0)
@@ -95,3 +149,27 @@ def test_a_round_without_logins_is_reported_not_dropped() -> None:
     assert rounds.cpu_ms_per_login == pytest.approx(0.9)  # the median of the two rounds that measured
     assert "median of 2 rounds, 1 failed" in run.targets()[0].measured
     assert "| 3 (1 failed) |" in render_markdown(run, None)
+
+
+def test_pyprofile_runs_a_module_and_profiles_between_the_signals(tmp_path: Path) -> None:
+    from scripts.bench.fe_server import REPO_ROOT
+
+    (tmp_path / "victim.py").write_text(
+        "import os, signal, sys, time\n"
+        "def before(): pass\n"
+        "def during(): pass\n"
+        "before()\n"
+        "os.kill(os.getpid(), signal.SIGUSR1)\n"
+        "time.sleep(0.05)\n"
+        "for _ in range(3): during()\n"
+        "os.kill(os.getpid(), signal.SIGUSR2)\n"
+        "time.sleep(0.05)\n"
+        "sys.exit(int(sys.argv[1]))\n"
+    )
+    out = tmp_path / "profile.out"
+    env = {**os.environ, "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{tmp_path}", "FE_BENCH_PROFILE_OUT": str(out)}
+    command = [sys.executable, "-m", "scripts.bench.pyprofile", sys.executable, "-m", "victim", "3"]
+    assert subprocess.run(command, env=env, timeout=60).returncode == 3  # the module's own exit status
+    calls = {name: stat[1] for (_file, _line, name), stat in pstats.Stats(str(out)).stats.items()}  # type: ignore[attr-defined]
+    assert calls.get("during") == 3 and "before" not in calls
+    assert (tmp_path / "profile.out.started").exists()
