@@ -30,14 +30,17 @@ REASONS = frozenset(
 
 
 class TokenRejected(Exception):
-    """A token login that must fail. `reason` is one of REASONS; `message` goes into the ERR packet and the log."""
+    """A token login that must fail. `reason` is one of REASONS; `message` goes to the log, and to the client only
+    once `signature_verified`: before that the token may be anyone's, and the reason would tell a stranger about
+    the account (that it exists, how it logs in, where its keys live)."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, *, signature_verified: bool = False) -> None:
         if reason not in REASONS:
             raise ValueError(f"unknown rejection reason {reason!r}")
         super().__init__(message)
         self.reason = reason
         self.message = message
+        self.signature_verified = signature_verified
 
     def __repr__(self) -> str:
         return f"TokenRejected({self.reason!r}, {self.message!r})"

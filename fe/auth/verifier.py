@@ -108,7 +108,7 @@ class TokenVerifier:
         if cached is not None:
             if now >= cached.exp + self._leeway:
                 self._cache.discard(cache_key)
-                raise TokenRejected("expired", f"token expired at {_iso(cached.exp)}")
+                raise TokenRejected("expired", f"token expired at {_iso(cached.exp)}", signature_verified=True)
             keys = await self.key_store.get_keys(spec)
             if cached.key in keys.members:
                 self._cache_hits += 1
@@ -120,7 +120,11 @@ class TokenVerifier:
         key = await self._find_key(parsed, alg, spec)
         if not verify_signature(key, alg, parsed.signing_input, parsed.signature):
             raise TokenRejected("bad_signature", f"signature does not verify with {key.describe()}")
-        exp = self._check_claims(parsed.claims, user_name, spec, now)
+        try:
+            exp = self._check_claims(parsed.claims, user_name, spec, now)
+        except TokenRejected as exc:
+            exc.signature_verified = True  # the token is genuinely from the account's issuer: its holder may know why
+            raise
         size = estimate_size(parsed.payload, user_name)
         self._cache.put(cache_key, CachedVerification(parsed.claims, exp, key, size))
         return dict(parsed.claims)
