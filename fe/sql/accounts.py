@@ -4,6 +4,8 @@ Only root and members of `root` / `user_admin` may manage users, roles and grant
 their own password identity and look at their own grants and authentication. Granting, revoking or altering
 anything about root itself is reserved to root: giving the role root by any path (one rule,
 `_require_may_give`), and changing or dropping an account that holds it.
+
+Everything here may block on the catalog (SQLite) or on password hashing: the executor runs it off the event loop.
 """
 
 from __future__ import annotations

@@ -1,10 +1,18 @@
 """One statement in, one Result (or SqlError) out: parse with the fe dialect, bind to a typed statement, run it
-against the session or the catalog."""
+against the session or the catalog.
+
+Session statements run on the event loop (they touch only the session); account statements run on a small
+thread pool, since they write SQLite (which may wait for another process's write lock) and hash passwords.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import sqlglot.errors
 from sqlglot import exp
@@ -44,6 +52,23 @@ _CACHEABLE = (
     st.UseDatabase,
 )
 _NON_KEYWORD_TOKENS = {TokenType.VAR, TokenType.IDENTIFIER, TokenType.STRING, TokenType.NUMBER}
+# Statements that read or write the catalog (and may hash a password): run off the event loop. SQLite takes one
+# writer at a time anyway; a few threads let SHOW statements proceed while a write waits for the lock.
+_CATALOG_STATEMENTS = (
+    st.CreateUser,
+    st.AlterUser,
+    st.DropUser,
+    st.SetPassword,
+    st.CreateRole,
+    st.DropRole,
+    st.GrantRoles,
+    st.RevokeRoles,
+    st.ShowAuthentication,
+    st.ShowUsers,
+    st.ShowGrants,
+    st.ShowRoles,
+)
+_CATALOG_THREADS = 4
 # An unexpected failure logs the statement, masked, this long at most (masking reads at most _LOG_SCAN of it).
 _LOG_CHARS = 200
 _LOG_SCAN = 4096
@@ -60,6 +85,8 @@ class Executor:
         self._accounts = AccountStatements(catalog, settings)
         self._defaults = system_variable_defaults(settings)
         self._parsed: BoundedLRU[str, st.Statement] = BoundedLRU(_PARSE_CACHE_SIZE)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     async def execute(self, session: Session, sql: str) -> Result:
         """Run one statement. Raises SqlError only; the session stays usable either way."""
@@ -67,6 +94,8 @@ class Executor:
             statement = self._parse(sql)
             if not isinstance(statement, st.ShowWarnings):
                 session.warnings = []
+            if isinstance(statement, _CATALOG_STATEMENTS):
+                return await self._run_off_loop(session, statement)
             return self._run(session, statement)
         except SqlError as exc:
             failure = exc
@@ -78,6 +107,13 @@ class Executor:
             failure = errors.internal_error()
         session.warnings = [Warning_("Error", failure.code, failure.message)]
         raise failure
+
+    async def _run_off_loop(self, session: Session, statement: st.Statement) -> Result:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=_CATALOG_THREADS, thread_name_prefix="fe-catalog")
+            pool = self._pool
+        return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(self._run, session, statement))
 
     def _show_tables(self, session: Session, statement: st.ShowTables) -> ResultSet:
         database = statement.database or session.database
