@@ -245,6 +245,7 @@ def measure(
 
 
 _ADDRESS = re.compile(r" at 0x[0-9a-f]+")
+_SOURCE = re.compile(r"\((.+):\d+\)$")
 
 
 @dataclass(frozen=True)
@@ -295,9 +296,20 @@ def compare_python(reused: dict[str, PyFunction], password: dict[str, PyFunction
         if r.calls != p.calls:
             rows.append((r.seconds - p.seconds, name, r, p))
     rows.sort(key=lambda row: -row[0])
+    by_file: Counter[str] = Counter()
+    for name in reused.keys() | password.keys():
+        match = _SOURCE.search(name)
+        by_file[match.group(1) if match else "(built-in)"] += reused.get(name, none).seconds
+        by_file[match.group(1) if match else "(built-in)"] -= password.get(name, none).seconds
     lines = [
+        "Python's own CPU time in fe's main thread by source file, reused − password (cProfile, µs per login; "
+        "the profiler inflates small functions, and time shifts with garbage collection):",
+        *(
+            f"  {1e6 * delta / n:+7.1f} µs  {file}"
+            for file, delta in sorted(by_file.items(), key=lambda item: -abs(item[1]))[:top]
+        ),
         "Python functions in fe's main thread whose calls differ, reused − password (cProfile; per login: calls "
-        "reused/password, own CPU µs under the profiler reused/password):"
+        "reused/password, own CPU µs under the profiler reused/password):",
     ]
     for delta, name, r, p in rows[:top]:
         lines.append(

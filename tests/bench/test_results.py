@@ -134,9 +134,12 @@ def test_python_profiles_are_compared_by_the_functions_whose_calls_differ() -> N
     reused["same (fe/x.py:1)"] = PyFunction(10, 0.9)
     password = {"poll": PyFunction(20, 0.001), "same (fe/x.py:1)": PyFunction(10, 0.5)}
     lines = compare_python(reused, password, n=10, top=5)
-    assert len(lines) == 3  # the header, then the two functions whose calls differ; `same` is left out
-    assert lines[1].endswith("_verify (fe/auth/verifier.py:95)") and "+200.0 µs" in lines[1]
-    assert "calls   3.0 /   2.0" in lines[2] and lines[2].endswith("poll")
+    header = lines.index(next(line for line in lines if line.startswith("Python functions")))
+    by_file = ["  +40000.0 µs  fe/x.py", "   +200.0 µs  fe/auth/verifier.py", "     +0.0 µs  (built-in)"]
+    assert lines[1:header] == by_file
+    assert len(lines) == header + 3  # the two functions whose calls differ; `same` is left out
+    assert lines[header + 1].endswith("_verify (fe/auth/verifier.py:95)") and "+200.0 µs" in lines[header + 1]
+    assert "calls   3.0 /   2.0" in lines[header + 2] and lines[header + 2].endswith("poll")
 
 
 def test_a_round_without_logins_is_reported_not_dropped() -> None:
