@@ -5,9 +5,13 @@ Policy (see docs in reference/token-verification.md):
   login that is cancelled does not cancel the fetch the others are waiting for).
 - Soft refresh: once the keys are `jwks_refresh_seconds` old, the next login starts a background refresh and
   carries on with the current keys.
-- Unknown kid: at most one refetch per URL per `jwks_unknown_kid_cooldown_seconds` (counted from the last
-  fetch attempt of any kind). The same interval spaces out retries after a failed fetch, so a dead key server
-  is not hammered by login attempts.
+- Unknown kid: a token bucket per URL that holds one refetch and gains one per
+  `jwks_unknown_kid_cooldown_seconds`. So the first unknown kid after a quiet spell refetches at once (an
+  identity provider that publishes a new key and signs with it right away is not refused for a cooldown), and a
+  flood of random kids costs at most two refetches in any cooldown-long window. A kid miss while a fetch is in
+  flight joins that fetch.
+- Failed fetches: retries (by a login, a refresh or a kid miss) wait `jwks_unknown_kid_cooldown_seconds` from
+  the last attempt, so a dead key server is not hammered by login attempts.
 - Failures never replace keys: a failed or unusable response (timeout, redirect, non-200, too big, not JSON,
   too many keys, no usable key) leaves the last good set in place. Those keys keep working until
   `jwks_max_stale_seconds` after their last successful fetch; each login served in that state counts as a
@@ -73,9 +77,31 @@ class RemoteKeyStats:
     stale_serves: Counter[str] = field(default_factory=Counter)
 
 
+class RefetchBucket:
+    """A token bucket of capacity one, refilled at one token per `interval` seconds (full when created)."""
+
+    def __init__(self, interval: float) -> None:
+        self._interval = interval
+        self._tokens = 1.0
+        self._updated_at: float | None = None
+
+    def take(self, now: float) -> bool:
+        if self._interval <= 0:
+            return True
+        if self._updated_at is not None:
+            elapsed = max(0.0, now - self._updated_at)  # a wall clock stepped back refills nothing
+            self._tokens = min(1.0, self._tokens + elapsed / self._interval)
+        self._updated_at = now
+        if self._tokens < 1.0 - 1e-9:
+            return False
+        self._tokens = max(0.0, self._tokens - 1.0)
+        return True
+
+
 @dataclass
 class _UrlState:
     url: str
+    unknown_kid_refetches: RefetchBucket
     keys: KeySet | None = None
     fetched_at: float = 0.0  # clock time of the last successful fetch
     last_attempt_at: float = float("-inf")
@@ -116,7 +142,7 @@ class RemoteKeySource:
     async def get_keys(self, url: str) -> KeySet:
         state = self._states.get(url)
         if state is None:
-            state = self._states[url] = _UrlState(url)
+            state = self._states[url] = _UrlState(url, RefetchBucket(self._options.unknown_kid_cooldown_seconds))
         now = self._clock()
         keys = state.keys
         if keys is not None:
@@ -142,7 +168,10 @@ class RemoteKeySource:
         if state is None:
             return None
         if state.inflight is None:
-            if not self._may_attempt(state, self._clock()):
+            now = self._clock()
+            if state.last_error is not None and not self._may_attempt(state, now):
+                return None  # the key server just failed: a kid miss does not retry it sooner than a login would
+            if not state.unknown_kid_refetches.take(now):
                 return None
             self.stats.unknown_kid_refetches[url] += 1
         await self._join_fetch(state)

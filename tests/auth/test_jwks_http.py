@@ -1,5 +1,5 @@
-"""JWKS over HTTP(S) against a real server on 127.0.0.1: caching, single-flight, unknown-kid cooldown, rotation,
-background refresh, stale serving while the key server is down, and bounded failures."""
+"""JWKS over HTTP(S) against a real server on 127.0.0.1: caching, single-flight, the unknown-kid token bucket,
+rotation picked up at once, background refresh, stale serving while the key server is down, and bounded failures."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from fe.auth.jwks_http import RefetchBucket
 from fe.auth.token_spec import TokenAuthSpec
 from fe.auth.verifier import TokenRejected, TokenVerifier
 from tests.auth.jose_helpers import FakeClock, claims_for, forge, jwk_with, jwks, mint
@@ -77,29 +78,51 @@ async def test_single_flight_for_1000_concurrent_first_logins(
     assert jwks_server.requests["/jwks"] == 1
 
 
-async def test_unknown_kid_flood_costs_at_most_one_fetch_per_cooldown(
+async def test_unknown_kid_flood_costs_at_most_two_fetches_per_cooldown(
     jwks_server: JwksServer, spec: TokenAuthSpec, verifier: TokenVerifier, clock: FakeClock
 ) -> None:
     good = mint("ES256", claims_for("tom", clock.now, ttl=3600))
     assert await verifier.verify(good, "tom", spec)
     assert jwks_server.requests["/jwks"] == 1
 
-    # Within the cooldown of the first fetch: no fetch at all.
-    reasons = await asyncio.gather(*(reason_of(verifier, random_kid_token(clock), spec) for _ in range(1000)))
-    assert set(reasons) == {"unknown_kid"}
-    assert jwks_server.requests["/jwks"] == 1
-
-    # After the cooldown: one shared refetch for the whole flood, then nothing until the next cooldown.
-    clock.advance(COOLDOWN + 1)
+    # Right after the first fetch, the first unknown kid refetches at once; the rest of the flood shares it.
     jwks_server.delay = 0.1
     reasons = await asyncio.gather(*(reason_of(verifier, random_kid_token(clock), spec) for _ in range(1000)))
     assert set(reasons) == {"unknown_kid"}
     assert jwks_server.requests["/jwks"] == 2
+    # Then nothing until a cooldown has passed since that refetch.
     reasons = await asyncio.gather(*(reason_of(verifier, random_kid_token(clock), spec) for _ in range(1000)))
+    clock.advance(COOLDOWN - 1)
+    reasons += await asyncio.gather(*(reason_of(verifier, random_kid_token(clock), spec) for _ in range(1000)))
+    assert set(reasons) == {"unknown_kid"}
     assert jwks_server.requests["/jwks"] == 2
-    assert verifier.stats["jwks_unknown_kid_refetches"] == {spec.jwks_url: 1}
+    clock.advance(1)
+    reasons = await asyncio.gather(*(reason_of(verifier, random_kid_token(clock), spec) for _ in range(1000)))
+    assert jwks_server.requests["/jwks"] == 3
+    assert verifier.stats["jwks_unknown_kid_refetches"] == {spec.jwks_url: 2}
 
     # The good keys survived the flood.
+    assert await verifier.verify(mint("ES256", claims_for("tom", clock.now)), "tom", spec)
+
+
+async def test_a_steady_kid_flood_never_exceeds_two_fetches_in_any_cooldown_window(
+    jwks_server: JwksServer, spec: TokenAuthSpec, verifier: TokenVerifier, clock: FakeClock
+) -> None:
+    fetched_at: list[float] = []
+
+    async def note_fetches(attempt: Awaitable[str]) -> None:
+        before = jwks_server.requests["/jwks"]
+        assert await attempt == "unknown_kid"
+        fetched_at.extend([clock.now] * (jwks_server.requests["/jwks"] - before))
+
+    await note_fetches(reason_of(verifier, random_kid_token(clock), spec))  # the first fetch, then a refetch
+    for _ in range(int(10 * COOLDOWN / 2.5)):  # ten cooldowns, 20 random kids every 2.5 s
+        clock.advance(2.5)
+        for _ in range(20):
+            await note_fetches(reason_of(verifier, random_kid_token(clock), spec))
+    assert len(fetched_at) == 2 + 10  # one initial fetch, one refetch at once, then one per cooldown
+    for start in fetched_at:
+        assert len([t for t in fetched_at if start <= t < start + COOLDOWN]) <= 2
     assert await verifier.verify(mint("ES256", claims_for("tom", clock.now)), "tom", spec)
 
 
@@ -107,28 +130,87 @@ async def test_unknown_kid_refetch_failure_keeps_good_keys(
     jwks_server: JwksServer, spec: TokenAuthSpec, verifier: TokenVerifier, clock: FakeClock
 ) -> None:
     assert await verifier.verify(mint("ES256", claims_for("tom", clock.now)), "tom", spec)
-    clock.advance(COOLDOWN + 1)
     jwks_server.mode = "garbage"
     assert await reason_of(verifier, random_kid_token(clock), spec) == "unknown_kid"
     assert jwks_server.requests["/jwks"] == 2
     assert await verifier.verify(mint("ES256", claims_for("tom", clock.now, jti="2")), "tom", spec)
 
 
-async def test_key_rotation_at_the_server(jwks_server: JwksServer, verifier: TokenVerifier, clock: FakeClock) -> None:
+async def test_after_a_failed_fetch_a_kid_miss_waits_for_the_retry_interval(
+    jwks_server: JwksServer, spec: TokenAuthSpec, verifier: TokenVerifier, clock: FakeClock
+) -> None:
+    assert await verifier.verify(mint("ES256", claims_for("tom", clock.now)), "tom", spec)
+    clock.advance(REFRESH + 1)
+    jwks_server.mode, jwks_server.status = "status", 503
+    assert await verifier.verify(mint("ES256", claims_for("tom", clock.now, jti="1")), "tom", spec)
+    await wait_until(lambda: verifier.stats["jwks_fetch_failures"].get(spec.jwks_url) == 1)
+    # The refresh just failed: an unknown kid does not hit the ailing server again before the interval.
+    assert await reason_of(verifier, random_kid_token(clock), spec) == "unknown_kid"
+    assert jwks_server.requests["/jwks"] == 2
+    jwks_server.mode = "ok"
+    jwks_server.documents["/jwks"] = jwks(jwk_with("ES256"), jwk_with("ES256-late"))
+    clock.advance(COOLDOWN)
+    assert await verifier.verify(mint("ES256-late", claims_for("tom", clock.now)), "tom", spec)
+    assert jwks_server.requests["/jwks"] == 3
+
+
+async def test_a_key_published_right_after_a_fetch_is_used_at_once(
+    jwks_server: JwksServer, verifier: TokenVerifier, clock: FakeClock
+) -> None:
     spec = TokenAuthSpec(jwks_server.serve("/rot", jwks(jwk_with("ES256"))))
     old = mint("ES256", claims_for("tom", clock.now, ttl=3600))
     assert await verifier.verify(old, "tom", spec)
 
+    # The identity provider rotates and signs with the new key straight away: no cooldown to sit out.
     jwks_server.documents["/rot"] = jwks(jwk_with("ES256-new"))
+    clock.advance(1)
     new = mint("ES256-new", claims_for("tom", clock.now, ttl=3600))
-    assert await reason_of(verifier, new, spec) == "unknown_kid"  # just fetched: cooldown applies
-    assert jwks_server.requests["/rot"] == 1
-
-    clock.advance(COOLDOWN + 1)
     assert await verifier.verify(new, "tom", spec)
     assert jwks_server.requests["/rot"] == 2
     # The server dropped the old key: a successful fetch replaces the set, even for a cached token.
     assert await reason_of(verifier, old, spec) == "unknown_kid"
+
+    # A second rotation within the cooldown of that refetch waits for the bucket to refill.
+    jwks_server.documents["/rot"] = jwks(jwk_with("ES256-newer"))
+    newer = mint("ES256-newer", claims_for("tom", clock.now, ttl=3600))
+    assert await reason_of(verifier, newer, spec) == "unknown_kid"
+    assert jwks_server.requests["/rot"] == 2
+    clock.advance(COOLDOWN)
+    assert await verifier.verify(newer, "tom", spec)
+    assert jwks_server.requests["/rot"] == 3
+
+
+async def test_a_key_published_right_after_a_background_refresh_is_used_at_once(
+    jwks_server: JwksServer, spec: TokenAuthSpec, verifier: TokenVerifier, clock: FakeClock
+) -> None:
+    assert await verifier.verify(mint("ES256", claims_for("tom", clock.now)), "tom", spec)
+    clock.advance(REFRESH + 1)
+    assert await verifier.verify(mint("ES256", claims_for("tom", clock.now, jti="1")), "tom", spec)
+    await wait_until(lambda: jwks_server.requests["/jwks"] == 2)
+    await wait_until(lambda: verifier.key_store.remote._states[spec.jwks_url].inflight is None)
+
+    jwks_server.documents["/jwks"] = jwks(jwk_with("ES256"), jwk_with("ES256-rotated"))
+    clock.advance(1)
+    assert await verifier.verify(mint("ES256-rotated", claims_for("tom", clock.now)), "tom", spec)
+    assert jwks_server.requests["/jwks"] == 3
+
+
+def test_refetch_bucket_holds_one_and_refills_one_per_interval() -> None:
+    bucket = RefetchBucket(30.0)
+    assert bucket.take(1000.0)
+    assert not bucket.take(1000.0)
+    assert not bucket.take(1029.0)  # refused takes do not delay the refill
+    assert bucket.take(1030.0)
+    assert not bucket.take(1031.0)
+    assert bucket.take(5000.0)  # a long pause refills one, not many
+    assert not bucket.take(5000.0)
+    assert not bucket.take(4000.0)  # a clock stepped back refills nothing
+    assert bucket.take(5030.0)
+
+
+def test_refetch_bucket_without_an_interval_never_limits() -> None:
+    bucket = RefetchBucket(0.0)
+    assert all(bucket.take(1.0) for _ in range(5))
 
 
 async def test_soft_refresh_happens_in_the_background(
@@ -327,7 +409,7 @@ async def test_key_sets_of_different_urls_never_mix(
     token_b_keys = mint("ES256-b", claims_for("tom", clock.now, iss="https://a"))
     assert await verifier.verify(mint("ES256-b", claims_for("tom", clock.now, iss="https://b")), "tom", spec_b)
     assert await reason_of(verifier, token_b_keys, spec_a) == "unknown_kid"
-    assert jwks_server.requests == {"/a": 1, "/b": 1}
+    assert jwks_server.requests == {"/a": 2, "/b": 1}  # the kid miss refetched A's set, never B's
 
 
 async def test_a_cancelled_login_does_not_cancel_the_shared_fetch(
