@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from fe.auth.http_proxy import ProxySettings
+
 
 class ConfigError(Exception):
     """A setting that cannot be read; the message names the key and the source."""
@@ -58,6 +60,11 @@ class Settings:
     jwks_max_response_bytes: int = 1024 * 1024
     jwks_max_keys: int = 100
     jwks_ca_bundle: str = ""
+    # Forward proxies for key fetches (http://host:port; empty: direct), and the hosts that go direct anyway
+    # (comma-separated names, domain suffixes, addresses, CIDR networks). Never taken from HTTP(S)_PROXY.
+    jwks_http_proxy: str = ""
+    jwks_https_proxy: str = ""
+    jwks_no_proxy: str = ""
 
     # Domain identities ('name'@['domain']): how often their domains are resolved again.
     domain_refresh_seconds: float = 60.0
@@ -168,6 +175,10 @@ def _check(settings: Settings) -> None:
         raise ConfigError("max_unauthenticated_connections and max_unauthenticated_per_address must be at least 1")
     if settings.max_preauth_packet_size < 1024 or settings.max_packet_size < settings.max_preauth_packet_size:
         raise ConfigError("packet size limits are too small")
+    try:
+        ProxySettings.parse(settings.jwks_http_proxy, settings.jwks_https_proxy, settings.jwks_no_proxy)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def as_environment(settings: Settings) -> dict[str, str]:

@@ -35,6 +35,7 @@ from pathlib import Path
 import httpx
 
 from fe.auth.errors import TokenRejected
+from fe.auth.http_proxy import ProxySettings
 from fe.auth.jwk import KeyParseError, KeySet, load_json, parse_jwks
 
 log = logging.getLogger("fe.auth.jwks")
@@ -55,6 +56,15 @@ class KeyFetchOptions:
     max_response_bytes: int = 1024 * 1024  # also the size limit of a key file
     max_keys: int = 100  # per JWKS or key file
     ca_bundle: Path | None = None  # CA certificates (PEM) for https key servers; None: the system's trust store
+    # Forward proxies (http://host:port; empty: none) and the hosts that bypass them: see fe/auth/http_proxy.py.
+    http_proxy: str = ""
+    https_proxy: str = ""
+    no_proxy: str = ""
+
+    @property
+    def proxy(self) -> ProxySettings:
+        """The proxy settings parsed; ValueError if malformed (fe.config checks them at start)."""
+        return ProxySettings.parse(self.http_proxy, self.https_proxy, self.no_proxy)
 
 
 DEFAULT_KEY_FETCH = KeyFetchOptions()
@@ -110,17 +120,46 @@ class _UrlState:
     last_stale_warning_at: float = float("-inf")
 
 
-def make_http_client(*, timeout_seconds: float, ca_bundle: Path | None = None) -> httpx.AsyncClient:
-    """The client the key store uses unless one is injected: no redirects, bounded timeouts, optional CA bundle."""
+def make_http_client(
+    *, timeout_seconds: float, ca_bundle: Path | None = None, proxy: ProxySettings | None = None
+) -> httpx.AsyncClient:
+    """The client for key sets (and any other document fe fetches): no redirects, bounded timeouts, an optional
+    CA bundle, and the configured proxies. Nothing comes from the environment (trust_env off): HTTP_PROXY,
+    HTTPS_PROXY, NO_PROXY or SSL_CERT_FILE set for some other program never redirect or re-anchor key fetches."""
     verify: ssl.SSLContext | bool = True
     if ca_bundle is not None:
         verify = ssl.create_default_context(cafile=str(ca_bundle))
+    transport: httpx.AsyncBaseTransport | None = None
+    if proxy is not None and proxy.enabled:
+        transport = _ProxyRouter(proxy, verify)
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout_seconds),
         follow_redirects=False,
         verify=verify,
-        trust_env=False,  # deterministic: no proxies or CA files picked up from the environment
+        transport=transport,
+        trust_env=False,
     )
+
+
+class _ProxyRouter(httpx.AsyncBaseTransport):
+    """Sends each request direct or through its scheme's proxy; httpx's own mounts cannot match CIDR ranges."""
+
+    def __init__(self, proxy: ProxySettings, verify: ssl.SSLContext | bool) -> None:
+        self._proxy = proxy
+        self._direct = httpx.AsyncHTTPTransport(verify=verify, trust_env=False)
+        self._proxied: dict[str, httpx.AsyncHTTPTransport] = {}
+        for url in {proxy.http_proxy, proxy.https_proxy} - {None}:
+            assert url is not None
+            self._proxied[url] = httpx.AsyncHTTPTransport(verify=verify, trust_env=False, proxy=httpx.Proxy(url))
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        proxy = self._proxy.proxy_for(request.url.scheme, request.url.host)
+        transport = self._direct if proxy is None else self._proxied[proxy]
+        return await transport.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        for transport in (self._direct, *self._proxied.values()):
+            await transport.aclose()
 
 
 class RemoteKeySource:
@@ -248,7 +287,9 @@ class RemoteKeySource:
     async def _download(self, url: str) -> bytes:
         if self._client is None:
             options = self._options
-            self._client = make_http_client(timeout_seconds=options.fetch_timeout_seconds, ca_bundle=options.ca_bundle)
+            self._client = make_http_client(
+                timeout_seconds=options.fetch_timeout_seconds, ca_bundle=options.ca_bundle, proxy=options.proxy
+            )
         limit = self._options.max_response_bytes
         async with self._client.stream("GET", url, headers=_REQUEST_HEADERS, follow_redirects=False) as response:
             if response.is_redirect:

@@ -76,6 +76,9 @@ def make_token_verifier(settings: Settings) -> TokenVerifier:
         max_response_bytes=settings.jwks_max_response_bytes,
         max_keys=settings.jwks_max_keys,
         ca_bundle=settings.resolve(settings.jwks_ca_bundle) if settings.jwks_ca_bundle else None,
+        http_proxy=settings.jwks_http_proxy,
+        https_proxy=settings.jwks_https_proxy,
+        no_proxy=settings.jwks_no_proxy,
     )
     return TokenVerifier(
         settings.conf_dir,

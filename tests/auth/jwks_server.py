@@ -9,7 +9,8 @@ Runs on the test's own event loop (asyncio.start_server). `mode` picks the behav
   "huge_unsized"  the same without Content-Length (the body ends when the connection closes)
   "hang"          accept, then never answer
   "reset"         accept, then close at once
-`delay` sleeps before answering; `requests` counts requests per path. `stop()` closes the listener so
+`delay` sleeps before answering; `requests` counts requests per path, and `headers` keeps each request's headers
+(names lower-cased), in order, e.g. to see a forward proxy's `Via`. `stop()` closes the listener so
 connections are refused; `start()` listens again on the same port.
 """
 
@@ -30,6 +31,7 @@ class JwksServer:
     def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         self.documents: dict[str, Any] = {}
         self.requests: Counter[str] = Counter()
+        self.headers: list[dict[str, str]] = []
         self.mode = "ok"
         self.status = 500
         self.delay = 0.0
@@ -69,8 +71,11 @@ class JwksServer:
         self._handlers.add(task)
         try:
             head = await reader.readuntil(b"\r\n\r\n")
-            path = head.split(b"\r\n", 1)[0].split(b" ")[1].decode()
+            request_line, *header_lines = head.decode("latin-1").split("\r\n")
+            path = request_line.split(" ")[1]
             self.requests[path] += 1
+            fields = (line.partition(":") for line in header_lines if ":" in line)
+            self.headers.append({name.strip().lower(): value.strip() for name, _, value in fields})
             if self.delay:
                 await asyncio.sleep(self.delay)
             await self._respond(path, writer)

@@ -25,6 +25,9 @@ _KEY_FETCH = {
     "jwks_fetch_timeout_seconds": "fetch_timeout_seconds",
     "jwks_max_response_bytes": "max_response_bytes",
     "jwks_max_keys": "max_keys",
+    "jwks_http_proxy": "http_proxy",
+    "jwks_https_proxy": "https_proxy",
+    "jwks_no_proxy": "no_proxy",
 }
 _VERIFIER = {
     "jwt_leeway_seconds": "leeway_seconds",
@@ -67,6 +70,9 @@ def test_server_passes_every_setting(tmp_path: Path, monkeypatch: pytest.MonkeyP
         "jwks_fetch_timeout_seconds": 1.5,
         "jwks_max_response_bytes": 4096,
         "jwks_max_keys": 7,
+        "jwks_http_proxy": "http://proxy.internal:3128",
+        "jwks_https_proxy": "http://proxy.internal:3129",
+        "jwks_no_proxy": "localhost, 10.0.0.0/8",
         "jwt_leeway_seconds": 5,
         "max_token_bytes": 2048,
         "verified_token_cache_size": 3,
