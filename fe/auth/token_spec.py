@@ -4,15 +4,18 @@
 
 Ours, beyond StarRocks: validated when the statement runs (nothing stored on error); issuer and audience take
 a string, a comma-separated string or a JSON array, and an omitted one is not checked; `jwks_url` is an
-http(s) URL or a path inside `<home>/conf`; an optional `allowed_algorithms` list narrows the algorithms.
+http(s) URL or a path inside `<home>/conf`; an optional `allowed_algorithms` list narrows the algorithms. A
+`principal_field` starting with `/` is a JSON Pointer into the claims (RFC 6901), as in newer StarRocks.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
+
+from fe.auth.json_pointer import PointerError, is_pointer, parse_pointer
 
 TOKEN_PLUGINS = ("authentication_jwt", "authentication_openid_connect")
 
@@ -45,6 +48,18 @@ class TokenAuthSpec:
     required_issuer: tuple[str, ...] | None = None
     required_audience: tuple[str, ...] | None = None
     allowed_algorithms: tuple[str, ...] | None = None
+    # The reference tokens when principal_field is a JSON Pointer ("/realm_access/username"), else None.
+    principal_pointer: tuple[str, ...] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if is_pointer(self.principal_field):
+            try:
+                pointer = parse_pointer(self.principal_field)
+            except PointerError as exc:
+                raise InvalidAuthString(
+                    f"'principal_field' {self.principal_field!r} is not a valid JSON Pointer: {exc}"
+                ) from None
+            object.__setattr__(self, "principal_pointer", pointer)
 
     @property
     def is_remote(self) -> bool:
@@ -60,6 +75,23 @@ class TokenAuthSpec:
         if self.allowed_algorithms is not None:
             doc["allowed_algorithms"] = list(self.allowed_algorithms)
         return json.dumps(doc, separators=(", ", ": "))
+
+    @classmethod
+    def from_json(cls, text: str) -> TokenAuthSpec:
+        """The spec back from to_json()'s text (already validated when it was stored)."""
+        doc = json.loads(text)
+
+        def strings(key: str) -> tuple[str, ...] | None:
+            value = doc.get(key)
+            return None if value is None else tuple(value)
+
+        return cls(
+            jwks_url=doc["jwks_url"],
+            principal_field=doc.get("principal_field", "sub"),
+            required_issuer=strings("required_issuer"),
+            required_audience=strings("required_audience"),
+            allowed_algorithms=strings("allowed_algorithms"),
+        )
 
 
 def parse_token_auth_string(text: str, conf_dir: Path) -> tuple[TokenAuthSpec, list[str]]:
@@ -97,6 +129,7 @@ def parse_token_auth_string(text: str, conf_dir: Path) -> tuple[TokenAuthSpec, l
                 f"'allowed_algorithms' has unsupported algorithm {bad[0]!r}; "
                 f"supported: {', '.join(SUPPORTED_ALGORITHMS)}"
             )
+    # Raises InvalidAuthString for a malformed JSON Pointer in principal_field.
     spec = TokenAuthSpec(jwks_url, principal_field, issuers, audiences, algorithms)
     if audiences is None:
         warnings.append(NO_AUDIENCE_WARNING)

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from fe.auth.errors import TokenRejected, shorten
+from fe.auth.json_pointer import MISSING, resolve
 from fe.auth.jwk import KeySet, VerificationKey
 from fe.auth.jwks_http import DEFAULT_KEY_FETCH, KeyFetchOptions
 from fe.auth.jws import CompactToken, parse_compact, verify_signature
@@ -197,7 +198,7 @@ class TokenVerifier:
             _check_issuer(claims.get("iss"), spec.required_issuer)
         if spec.required_audience is not None:
             _check_audience(claims.get("aud"), spec.required_audience)
-        _check_principal(claims, spec.principal_field, user_name)
+        _check_principal(claims, spec, user_name)
         return exp
 
 
@@ -260,10 +261,13 @@ def _check_audience(aud: object, required: tuple[str, ...]) -> None:
         raise TokenRejected("wrong_audience", f"audience {shorten(aud)} does not include any of required_audience")
 
 
-def _check_principal(claims: dict[str, Any], field: str, user_name: str) -> None:
-    value = claims.get(field)
-    if value is None or value == "":
-        raise TokenRejected("principal_missing", f"token has no '{field}' claim to match the user name")
+def _check_principal(claims: dict[str, Any], spec: TokenAuthSpec, user_name: str) -> None:
+    field = spec.principal_field
+    pointer = spec.principal_pointer
+    value = claims.get(field) if pointer is None else resolve(claims, pointer)
+    if value is None or value is MISSING or value == "":
+        what = f"'{field}' claim" if pointer is None else f"claim at {field!r}"
+        raise TokenRejected("principal_missing", f"token has no {what} to match the user name")
     if not isinstance(value, str):
         raise TokenRejected("principal_mismatch", f"claim '{field}' must be a string, not {shorten(value)}")
     if value != user_name:

@@ -192,3 +192,30 @@ def test_specs_are_hashable_and_compare_by_value(conf: Path) -> None:
     a = parse(conf, {"jwks_url": "idp.jwks", "required_issuer": "x"})
     b = parse(conf, {"jwks_url": "idp.jwks", "required_issuer": ["x"]})
     assert a == b and hash(a) == hash(b)
+
+
+# ---- principal_field as a JSON Pointer ----
+
+
+def test_a_pointer_principal_field_is_validated_and_kept_as_written(conf: Path) -> None:
+    spec = parse(conf, {"jwks_url": "idp.jwks", "principal_field": "/realm_access/username"})
+    assert spec.principal_field == "/realm_access/username"
+    assert spec.principal_pointer == ("realm_access", "username")
+    assert json.loads(spec.to_json())["principal_field"] == "/realm_access/username"
+    escaped = parse(conf, {"jwks_url": "idp.jwks", "principal_field": "/https:~1~1idp~1/user~0name/0"})
+    assert escaped.principal_pointer == ("https://idp/", "user~name", "0")
+    assert parse(conf, {"jwks_url": "idp.jwks", "principal_field": "email"}).principal_pointer is None
+
+
+@pytest.mark.parametrize(
+    ("pointer", "message"),
+    [
+        ("/realm_access/~2", "bad escape '~2'"),
+        ("/realm_access~", "bad escape '~'"),
+        ("/~x/name", "bad escape '~x'"),
+    ],
+)
+def test_a_malformed_pointer_is_refused(conf: Path, pointer: str, message: str) -> None:
+    text = refused(conf, {"jwks_url": "idp.jwks", "principal_field": pointer})
+    assert f"'principal_field' {pointer!r} is not a valid JSON Pointer" in text
+    assert message in text
