@@ -14,7 +14,9 @@ from typing import Protocol
 from fe.auth.methods import AuthMethod, LoginAccount, LoginAttempt, LoginDenied, LoginOutcome, LoginServices
 from fe.auth.methods import method_for as _method_for
 from fe.auth.methods.base import Accept
-from fe.mysql.constants import PLUGIN_CACHING_SHA2, PLUGIN_OIDC_CLIENT
+from fe.auth.methods.front_door import NoAccount
+
+_NO_ACCOUNT = NoAccount()
 
 __all__ = ["AccountLookup", "Authenticator", "DomainCheck", "LoginAttempt", "LoginDenied", "LoginOutcome"]
 
@@ -48,32 +50,19 @@ class Authenticator:
         return self.accounts.find_login_account(attempt.user, attempt.client_host, data_version=marker[0])
 
     def choose(self, attempt: LoginAttempt, account: LoginAccount | None) -> AuthMethod:
-        """The method that runs this login: the account's own, or caching_sha2's exchange for an unknown user
-        (so that the reply does not tell a stranger whether the account exists)."""
-        if account is not None:
-            method = _method_for(account.plugin)
-            if method is None:
-                attempt.plugin = account.plugin
-                raise LoginDenied("bad_account", "the account's authentication plugin is not available")
-            return method
-        method = _method_for(PLUGIN_CACHING_SHA2)
-        assert method is not None
+        """The method that runs this login: the account's own; for a name that is no account, one whose exchange
+        is the built-in methods' own (fe/auth/methods/front_door.py), so a stranger cannot tell the difference."""
+        if account is None:
+            return _NO_ACCOUNT
+        method = _method_for(account.plugin)
+        if method is None:
+            attempt.plugin = account.plugin
+            raise LoginDenied("bad_account", log_detail="the account's authentication plugin is not available")
         return method
 
     async def login(self, attempt: LoginAttempt) -> AsyncGenerator[bytes | LoginOutcome, bytes]:
         account = await self.find_account(attempt)
-        if attempt.client_plugin == PLUGIN_OIDC_CLIENT and attempt.auth_response:
-            # A token packet up front: only a method that takes tokens may see it. No detail in the reply: it
-            # would tell a stranger that the account exists, or how it logs in.
-            if account is None:
-                attempt.plugin = PLUGIN_OIDC_CLIENT
-                raise LoginDenied("unknown_user")
-            method = self.choose(attempt, account)
-            if not method.takes_token_packet:
-                attempt.plugin = PLUGIN_OIDC_CLIENT
-                raise LoginDenied("token_for_password_user")
-        else:
-            method = self.choose(attempt, account)
+        method = self.choose(attempt, account)
         exchange = method.exchange(attempt, account, self.services)
         reply: bytes | None = None
         try:

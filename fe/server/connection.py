@@ -27,6 +27,7 @@ from fe.mysql.protocol import (
 from fe.server.context import ServerContext
 from fe.server.limits import ConnectionLimits
 from fe.server.stream import ConnectionClosed, PacketStream
+from fe.sql.redact import describe_failure
 from fe.sql.results import OkResult, ResultSet, SqlError
 from fe.sql.session import Session
 
@@ -137,8 +138,9 @@ class Connection:
                 assert isinstance(event, AuthReply)
                 reply = event.payload
         except LoginDenied as exc:
-            self._log_login(attempt.user, attempt.plugin, "failure", exc.reason, started, exc.detail or exc.message)
-            self._end(self.protocol.login_denied(exc.code, exc.client_message(attempt)))
+            self._log_login(attempt.user, attempt.plugin, "failure", exc.reason, started, exc.log_detail or exc.message)
+            full_detail = self.server.authenticator.services.full_error_detail
+            self._end(self.protocol.login_denied(exc.code, exc.client_message(attempt, full_detail)))
             return None
         except ClientProtocolError as exc:
             self._log_login(attempt.user, attempt.plugin, "failure", exc.reason, started)
@@ -290,9 +292,8 @@ class Connection:
             return
         except Exception as exc:
             log.error(
-                "connection %d: statement failed unexpectedly: %s",
-                self.connection_id, describe_exception(exc),
-            )  # fmt: skip
+                "connection %d: statement failed unexpectedly: %s", self.connection_id, describe_failure(exc, sql)
+            )
             self.stream.write(self.protocol.error(ErrorCode.UNKNOWN_ERROR, "Unknown error executing the statement"))
             return
         warnings = len(session.warnings)
@@ -312,11 +313,11 @@ class Connection:
         change = event.change
         started = time.perf_counter()
         self.session = None
-        # The client scrambled its reply with the greeting's nonce; a new identity gets a fresh nonce, so every
-        # plugin restarts its exchange through an AuthSwitchRequest (no client plugin is taken as "in use").
+        # The client scrambled its proof with the greeting's nonce; a new identity gets a fresh nonce, so the
+        # exchange restarts through an AuthSwitchRequest (no client plugin is taken as "in use").
         attempt = LoginAttempt(
-            change.user, self.client_host, CHANGE_USER_NO_PLUGIN, b"", make_nonce(), secure=self.stream.is_tls,
-            sent_credentials=bool(change.auth_response),
+            change.user, self.client_host, CHANGE_USER_NO_PLUGIN, change.auth_response, make_nonce(),
+            secure=self.stream.is_tls,
         )  # fmt: skip
         try:
             async with asyncio.timeout(self.settings.handshake_timeout_seconds):

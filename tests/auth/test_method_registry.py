@@ -43,11 +43,11 @@ class MagicWord:
     """A toy method for the test: the client's cleartext password must be the magic word (TLS only)."""
 
     account_plugins: ClassVar[tuple[str, ...]] = (MAGIC_PLUGIN,)
-    takes_token_packet: ClassVar[bool] = False
 
     async def exchange(
         self, attempt: LoginAttempt, account: LoginAccount | None, services: LoginServices
     ) -> AsyncGenerator[bytes | Accept, bytes]:
+        attempt.plugin = MAGIC_PLUGIN
         if not attempt.secure:
             raise LoginDenied("insecure_password")
         reply = attempt.received((yield switch_request("mysql_clear_password", attempt)))

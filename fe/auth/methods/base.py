@@ -96,23 +96,33 @@ class LoginOutcome:
 
 class LoginDenied(Exception):
     """The login is refused. The client gets ERR `code` (1045 "Access denied …" unless `message` says otherwise)
-    with `detail` appended; the log gets `reason`."""
+    with `detail` appended; the log gets `reason` and `detail` or, for what the client must not be told,
+    `log_detail`."""
 
     def __init__(
-        self, reason: str, detail: str = "", *, code: int = ErrorCode.ACCESS_DENIED, message: str = ""
+        self,
+        reason: str,
+        detail: str = "",
+        *,
+        log_detail: str = "",
+        code: int = ErrorCode.ACCESS_DENIED,
+        message: str = "",
     ) -> None:
-        super().__init__(detail or reason)
+        super().__init__(detail or log_detail or reason)
         self.reason = reason
         self.detail = detail
+        self.log_detail = log_detail or detail
         self.code = code
         self.message = message
 
-    def client_message(self, attempt: LoginAttempt) -> str:
+    def client_message(self, attempt: LoginAttempt, full_detail: bool = False) -> str:
+        """The ERR text. `full_detail` (a development setting) tells the client what only the log is told."""
         if self.message:
             return self.message
         using = "YES" if attempt.sent_credentials else "NO"
         text = f"Access denied for user '{attempt.user}'@'{attempt.client_host}' (using password: {using})"
-        return f"{text}: {self.detail}" if self.detail else text
+        detail = self.log_detail if full_detail else self.detail
+        return f"{text}: {detail}" if detail else text
 
 
 @dataclass
@@ -128,6 +138,8 @@ class LoginServices:
     decrypt_password: Callable[[bytes], bytes]  # RSA-OAEP, raises ValueError
     decoy_verifier: str  # what an unknown user's password is checked against, so timing tells nothing
     max_token_bytes: int
+    token_as_password: bool = True  # a token user may send the token as the password (over TLS)
+    full_error_detail: bool = False  # development: every refusal tells the client its reason
     # caching_sha2_password's fast path: SHA256(SHA256(pw)) of users who did a full authentication.
     sha2_fast_path: BoundedLRU[tuple[str, str, str], bytes] = field(
         default_factory=lambda: BoundedLRU[tuple[str, str, str], bytes](10_000)
@@ -138,7 +150,6 @@ class AuthMethod(Protocol):
     """An authentication method, registered for the account plugin names in `account_plugins`."""
 
     account_plugins: ClassVar[tuple[str, ...]]
-    takes_token_packet: ClassVar[bool]  # the OIDC client plugin's token packet may come in the handshake response
 
     def exchange(
         self, attempt: LoginAttempt, account: LoginAccount | None, services: LoginServices
@@ -147,7 +158,6 @@ class AuthMethod(Protocol):
 
 def switch_request(plugin: str, attempt: LoginAttempt) -> bytes:
     """An AuthSwitchRequest to `plugin`, carrying the nonce the client's proof must be made with."""
-    attempt.plugin = plugin
     return messages.auth_switch(plugin, attempt.nonce + b"\x00")
 
 

@@ -1,26 +1,53 @@
-"""mysql_native_password: the client proves it knows the password with SHA1(pw) XOR SHA1(nonce ‖ SHA1(SHA1(pw)))."""
+"""mysql_native_password accounts: a native scramble SHA1(pw) XOR SHA1(nonce ‖ SHA1(SHA1(pw))) proves the
+password; a cleartext password (over TLS, or RSA-encrypted) is checked against SHA1(SHA1(pw)) as well."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import hashlib
+import hmac
 from typing import ClassVar
 
 from fe.auth import passwords
-from fe.auth.methods.base import Accept, LoginAccount, LoginAttempt, LoginDenied, LoginServices, Step, switch_request
-from fe.mysql.constants import PLUGIN_NATIVE
+from fe.auth.methods.base import LoginAccount, LoginAttempt, LoginServices
+from fe.auth.methods.front_door import (
+    FAST_AUTH_OK,
+    Accepted,
+    Cleartext,
+    Credential,
+    CredentialMethod,
+    NoPassword,
+    Scramble,
+    Unverified,
+    Verdict,
+    fast_path_proof,
+    remember_for_fast_path,
+)
+from fe.mysql.constants import PLUGIN_CACHING_SHA2, PLUGIN_NATIVE
 
 
-class NativePassword:
+class NativePassword(CredentialMethod):
     account_plugins: ClassVar[tuple[str, ...]] = (PLUGIN_NATIVE,)
-    takes_token_packet: ClassVar[bool] = False
 
-    async def exchange(
-        self, attempt: LoginAttempt, account: LoginAccount | None, services: LoginServices
-    ) -> AsyncGenerator[Step, bytes]:
-        attempt.plugin = PLUGIN_NATIVE
-        response = attempt.auth_response
-        if attempt.client_plugin != PLUGIN_NATIVE:
-            response = attempt.received((yield switch_request(PLUGIN_NATIVE, attempt)))
-        if account is None or not passwords.verify_native_scramble(response, attempt.nonce, account.auth_string):
-            raise LoginDenied("bad_password")
-        yield Accept()
+    async def check(
+        self, credential: Credential, attempt: LoginAttempt, account: LoginAccount | None, services: LoginServices
+    ) -> Verdict:
+        assert account is not None
+        stored = account.auth_string
+        if isinstance(credential, NoPassword):
+            return Accepted() if stored == "" else Unverified("bad_password")
+        if isinstance(credential, Scramble) and credential.plugin == PLUGIN_NATIVE:
+            if passwords.verify_native_scramble(credential.proof, attempt.nonce, stored):
+                return Accepted()
+        elif isinstance(credential, Scramble) and credential.plugin == PLUGIN_CACHING_SHA2:
+            if fast_path_proof(credential, attempt, account, services):
+                return Accepted(before_ok=(FAST_AUTH_OK,))
+        elif isinstance(credential, Cleartext) and _matches(credential.password, stored):
+            remember_for_fast_path(credential.password, account, services)
+            return Accepted()
+        return Unverified("bad_password")
+
+
+def _matches(password: bytes, stored: str) -> bool:
+    """A cleartext password against the stored `*` + hex SHA1(SHA1(pw)), in constant time."""
+    computed = b"*" + hashlib.sha1(hashlib.sha1(password).digest()).hexdigest().upper().encode()
+    return bool(stored) and hmac.compare_digest(computed, stored.upper().encode())

@@ -1,58 +1,59 @@
-"""authentication_jwt / authentication_openid_connect: the OpenID Connect client plugin sends
-`[0x01][length-encoded ID token]`, over TLS only; the token is verified against the account's own keys and rules."""
+"""authentication_jwt / authentication_openid_connect accounts: an ID token, verified against the account's own
+keys and rules, from the OpenID Connect client plugin's packet or — over TLS, from any client — as the password.
+A token is never taken over plain TCP, and never enters the caching_sha2 fast path (that is for passwords)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
 from typing import ClassVar
 
 from fe.auth.errors import TokenRejected
-from fe.auth.methods.base import Accept, LoginAccount, LoginAttempt, LoginDenied, LoginServices, Step, switch_request
+from fe.auth.methods.base import LoginAccount, LoginAttempt, LoginServices
+from fe.auth.methods.front_door import (
+    Accepted,
+    Cleartext,
+    Credential,
+    CredentialMethod,
+    Refused,
+    TokenPacket,
+    Unverified,
+    Verdict,
+)
 from fe.auth.token_spec import TOKEN_PLUGINS
 from fe.mysql import messages
 from fe.mysql.codec import MalformedPacket
-from fe.mysql.constants import PLUGIN_OIDC_CLIENT
-from fe.mysql.errors import ErrorCode
 
 _PACKET_OVERHEAD = 16  # the capability byte and the length prefix around the token
 
 
-class OpenIdToken:
+class OpenIdToken(CredentialMethod):
     account_plugins: ClassVar[tuple[str, ...]] = TOKEN_PLUGINS
-    takes_token_packet: ClassVar[bool] = True
 
-    async def exchange(
-        self, attempt: LoginAttempt, account: LoginAccount | None, services: LoginServices
-    ) -> AsyncGenerator[Step, bytes]:
-        if account is None:
-            raise LoginDenied("unknown_user")
-        attempt.plugin = account.plugin
+    async def check(
+        self, credential: Credential, attempt: LoginAttempt, account: LoginAccount | None, services: LoginServices
+    ) -> Verdict:
+        assert account is not None
         spec = account.token_spec
         if spec is None:
-            raise LoginDenied("bad_account", "the account's token settings are unreadable")
+            return Unverified("bad_account", "the account's token settings are unreadable")
         if not attempt.secure:
-            raise LoginDenied(
-                "insecure_transport",
-                code=ErrorCode.SECURE_TRANSPORT_REQUIRED,
-                message="Connections using insecure transport are prohibited: "
-                f"{account.plugin} accepts tokens only over TLS",
-            )
-        if attempt.client_plugin == PLUGIN_OIDC_CLIENT and attempt.auth_response:
-            payload = attempt.auth_response
-        elif attempt.auth_response not in (b"", b"\x00"):
-            raise LoginDenied("password_for_token_user", "this account logs in with a token, not a password")
+            return Unverified("insecure_transport", f"{account.plugin} accepts tokens only over TLS")
+        if isinstance(credential, TokenPacket):
+            if len(credential.payload) > services.max_token_bytes + _PACKET_OVERHEAD:
+                return Unverified("too_large", f"token larger than {services.max_token_bytes} bytes")
+            try:
+                token = messages.parse_token_packet(credential.payload)
+            except MalformedPacket as exc:
+                return Unverified("malformed", f"malformed token packet: {exc}")
+        elif isinstance(credential, Cleartext) and credential.password:
+            if not (services.token_as_password and getattr(spec, "token_as_password", True)):
+                return Unverified("password_for_token_user", "this account logs in with a token, not a password")
+            token = credential.password
         else:
-            payload = attempt.received((yield switch_request(PLUGIN_OIDC_CLIENT, attempt)))
-            attempt.plugin = account.plugin
-        if len(payload) > services.max_token_bytes + _PACKET_OVERHEAD:
-            raise LoginDenied("too_large", f"token larger than {services.max_token_bytes} bytes")
-        try:
-            token = messages.parse_token_packet(payload)
-        except MalformedPacket as exc:
-            raise LoginDenied("malformed", f"malformed token packet: {exc}") from None
-        attempt.sent_credentials = True
+            return Unverified("token_missing", "no token was sent")
         try:
             claims = await services.tokens.verify(token, attempt.user, spec)
         except TokenRejected as exc:
-            raise LoginDenied(exc.reason, exc.message) from None
-        yield Accept(claims=claims)
+            if exc.signature_verified:
+                return Refused(exc.reason, exc.message)
+            return Unverified(exc.reason, exc.message)
+        return Accepted(claims=claims)
