@@ -65,6 +65,8 @@ class Settings:
     jwks_http_proxy: str = ""
     jwks_https_proxy: str = ""
     jwks_no_proxy: str = ""
+    # Refuse http:// jwks_url at CREATE/ALTER USER (otherwise accepted with a warning).
+    require_https_key_urls: bool = False
 
     # Domain identities ('name'@['domain']): how often their domains are resolved again.
     domain_refresh_seconds: float = 60.0

@@ -35,6 +35,10 @@ NO_AUDIENCE_WARNING = (
     "'required_audience' is not set: a token this identity provider issued to any other application "
     "will be accepted for this user"
 )
+PLAIN_HTTP_WARNING = (
+    "'jwks_url' uses plain http://: a key set fetched without TLS can be replaced in flight, and whoever "
+    "replaces it can sign tokens for this user; use https:// (require_https_key_urls = true refuses http://)"
+)
 
 
 class InvalidAuthString(ValueError):
@@ -94,8 +98,13 @@ class TokenAuthSpec:
         )
 
 
-def parse_token_auth_string(text: str, conf_dir: Path) -> tuple[TokenAuthSpec, list[str]]:
-    """Validate the JSON; return the spec and warnings (e.g. a local key file that does not exist yet)."""
+def parse_token_auth_string(
+    text: str, conf_dir: Path, *, require_https: bool = False
+) -> tuple[TokenAuthSpec, list[str]]:
+    """Validate the JSON; return the spec and warnings (e.g. a local key file that does not exist yet).
+
+    `require_https` (the setting require_https_key_urls) refuses an http:// jwks_url, which otherwise only warns.
+    """
     if len(text) > _MAX_TEXT:
         raise InvalidAuthString(f"authentication string is too long ({len(text)} > {_MAX_TEXT} characters)")
     if not text.strip():
@@ -117,7 +126,7 @@ def parse_token_auth_string(text: str, conf_dir: Path) -> tuple[TokenAuthSpec, l
         raise InvalidAuthString("'jwks_url' is required")
 
     jwks_url = _string(doc, "jwks_url")
-    warnings = _check_jwks_location(jwks_url, conf_dir)
+    warnings = _check_jwks_location(jwks_url, conf_dir, require_https)
     principal_field = _string(doc, "principal_field") if "principal_field" in doc else "sub"
     issuers = _string_list(doc, "required_issuer")
     audiences = _string_list(doc, "required_audience")
@@ -207,7 +216,7 @@ def conf_relative_path(name: str) -> PurePosixPath:
     return relative
 
 
-def _check_jwks_location(jwks_url: str, conf_dir: Path) -> list[str]:
+def _check_jwks_location(jwks_url: str, conf_dir: Path, require_https: bool) -> list[str]:
     lowered = jwks_url.lower()
     if lowered.startswith(("http://", "https://")):
         parts = urlsplit(jwks_url)
@@ -223,6 +232,13 @@ def _check_jwks_location(jwks_url: str, conf_dir: Path) -> list[str]:
             raise InvalidAuthString(f"'jwks_url' {jwks_url!r} has a bad port") from None
         if not jwks_url.startswith(("http://", "https://")):
             raise InvalidAuthString("'jwks_url' scheme must be lower-case http:// or https://")
+        if jwks_url.startswith("http://"):
+            if require_https:
+                raise InvalidAuthString(
+                    f"'jwks_url' {jwks_url!r} is plain http://, and this server accepts only https:// key URLs "
+                    "(require_https_key_urls = true): a key set fetched without TLS can be replaced in flight"
+                )
+            return [PLAIN_HTTP_WARNING]
         return []
     relative = conf_relative_path(jwks_url)
     path = conf_dir / relative

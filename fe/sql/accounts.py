@@ -391,7 +391,9 @@ class AccountStatements:
                     operation, f"IDENTIFIED WITH {plugin} needs AS '<json>' with at least \"jwks_url\""
                 )
             try:
-                spec, warnings = parse_token_auth_string(auth.value, self._settings.conf_dir)
+                spec, warnings = parse_token_auth_string(
+                    auth.value, self._settings.conf_dir, require_https=self._settings.require_https_key_urls
+                )
             except InvalidAuthString as exc:
                 raise errors.wrong_arguments(operation, str(exc)) from None
             for message in warnings:

@@ -9,6 +9,7 @@ import pytest
 
 from fe.auth.token_spec import (
     NO_AUDIENCE_WARNING,
+    PLAIN_HTTP_WARNING,
     InvalidAuthString,
     TokenAuthSpec,
     conf_relative_path,
@@ -192,6 +193,35 @@ def test_specs_are_hashable_and_compare_by_value(conf: Path) -> None:
     a = parse(conf, {"jwks_url": "idp.jwks", "required_issuer": "x"})
     b = parse(conf, {"jwks_url": "idp.jwks", "required_issuer": ["x"]})
     assert a == b and hash(a) == hash(b)
+
+
+# ---- http:// key URLs ----
+
+
+def test_a_plain_http_key_url_is_accepted_with_a_warning(conf: Path) -> None:
+    text = '{"jwks_url": "http://idp.example/jwks", "required_audience": "fe"}'
+    spec, warnings = parse_token_auth_string(text, conf)
+    assert spec.jwks_url == "http://idp.example/jwks"
+    assert warnings == [PLAIN_HTTP_WARNING]
+    assert "replaced in flight" in PLAIN_HTTP_WARNING
+    _, warnings = parse_token_auth_string('{"jwks_url": "http://127.0.0.1:8080/jwks"}', conf)
+    assert warnings == [PLAIN_HTTP_WARNING, NO_AUDIENCE_WARNING]
+    _, warnings = parse_token_auth_string('{"jwks_url": "https://idp.example/jwks", "required_audience": "fe"}', conf)
+    assert warnings == []
+
+
+def test_require_https_refuses_a_plain_http_key_url(conf: Path) -> None:
+    with pytest.raises(InvalidAuthString) as info:
+        parse_token_auth_string('{"jwks_url": "http://idp.example/jwks"}', conf, require_https=True)
+    message = str(info.value)
+    assert "'jwks_url' 'http://idp.example/jwks' is plain http://" in message
+    assert "require_https_key_urls" in message and "replaced in flight" in message
+    https, warnings = parse_token_auth_string(
+        '{"jwks_url": "https://idp.example/jwks", "required_audience": "fe"}', conf, require_https=True
+    )
+    assert https.jwks_url == "https://idp.example/jwks" and warnings == []
+    local, _ = parse_token_auth_string('{"jwks_url": "idp.jwks", "required_audience": "fe"}', conf, require_https=True)
+    assert local.jwks_url == "idp.jwks"  # a key file under conf/ is not fetched: nothing to replace in flight
 
 
 # ---- principal_field as a JSON Pointer ----
