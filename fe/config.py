@@ -37,9 +37,10 @@ class Settings:
     max_connections: int = 4096
     # Sessions beyond max_connections that only root and user_admin members may take.
     admin_reserved_connections: int = 2
-    # Connections that have not finished logging in: in all (at most max_connections), and per client address.
+    # Connections that have not finished logging in: in all (at most max_connections), and per client address
+    # (at most a quarter of that pool, but never under 32).
     max_unauthenticated_connections: int = 1024
-    max_unauthenticated_per_address: int = 32
+    max_unauthenticated_per_address: int = 256
     max_preauth_packet_size: int = 32 * 1024
     max_packet_size: int = 64 * 1024 * 1024
     handshake_timeout_seconds: float = 10.0
@@ -67,6 +68,12 @@ class Settings:
     jwks_no_proxy: str = ""
     # Refuse http:// jwks_url at CREATE/ALTER USER (otherwise accepted with a warning).
     require_https_key_urls: bool = False
+
+    # Token users may send their token as the password (over TLS); a user's JSON can turn it off for that user.
+    token_as_password: bool = True
+    # What a refused client is told: generic (nothing until a credential verified) or full (every reason, for
+    # development only: it tells strangers which accounts exist and how they log in).
+    login_error_detail: str = "generic"
 
     # Domain identities ('name'@['domain']): how often their domains are resolved again.
     domain_refresh_seconds: float = 60.0
@@ -177,6 +184,8 @@ def _check(settings: Settings) -> None:
         raise ConfigError("max_unauthenticated_connections and max_unauthenticated_per_address must be at least 1")
     if settings.max_preauth_packet_size < 1024 or settings.max_packet_size < settings.max_preauth_packet_size:
         raise ConfigError("packet size limits are too small")
+    if settings.login_error_detail not in ("generic", "full"):
+        raise ConfigError(f"login_error_detail must be generic or full, got {settings.login_error_detail!r}")
     try:
         ProxySettings.parse(settings.jwks_http_proxy, settings.jwks_https_proxy, settings.jwks_no_proxy)
     except ValueError as exc:

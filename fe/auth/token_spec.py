@@ -4,8 +4,9 @@
 
 Ours, beyond StarRocks: validated when the statement runs (nothing stored on error); issuer and audience take
 a string, a comma-separated string or a JSON array, and an omitted one is not checked; `jwks_url` is an
-http(s) URL or a path inside `<home>/conf`; an optional `allowed_algorithms` list narrows the algorithms. A
-`principal_field` starting with `/` is a JSON Pointer into the claims (RFC 6901), as in newer StarRocks.
+http(s) URL or a path inside `<home>/conf`; an optional `allowed_algorithms` list narrows the algorithms;
+`token_as_password: false` keeps the user to the OpenID Connect client plugin. A `principal_field` starting
+with `/` is a JSON Pointer into the claims (RFC 6901), as in newer StarRocks.
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ SUPPORTED_ALGORITHMS = (
     "EdDSA",
 )  # fmt: skip
 
-_KEYS = ("jwks_url", "principal_field", "required_issuer", "required_audience", "allowed_algorithms")
+_KEYS = (
+    "jwks_url",
+    "principal_field",
+    "required_issuer",
+    "required_audience",
+    "allowed_algorithms",
+    "token_as_password",
+)
 _MAX_TEXT = 64 * 1024
 _MAX_VALUE = 2048
 
@@ -52,6 +60,8 @@ class TokenAuthSpec:
     required_issuer: tuple[str, ...] | None = None
     required_audience: tuple[str, ...] | None = None
     allowed_algorithms: tuple[str, ...] | None = None
+    # False: this user may log in only through the OpenID Connect client plugin, never with the token as password.
+    token_as_password: bool = True
     # The reference tokens when principal_field is a JSON Pointer ("/realm_access/username"), else None.
     principal_pointer: tuple[str, ...] | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -78,6 +88,8 @@ class TokenAuthSpec:
             doc["required_audience"] = list(self.required_audience)
         if self.allowed_algorithms is not None:
             doc["allowed_algorithms"] = list(self.allowed_algorithms)
+        if not self.token_as_password:
+            doc["token_as_password"] = False  # only when off, so the JSON of every other user stays as it was
         return json.dumps(doc, separators=(", ", ": "))
 
     @classmethod
@@ -95,6 +107,7 @@ class TokenAuthSpec:
             required_issuer=strings("required_issuer"),
             required_audience=strings("required_audience"),
             allowed_algorithms=strings("allowed_algorithms"),
+            token_as_password=doc.get("token_as_password", True) is not False,
         )
 
 
@@ -128,6 +141,7 @@ def parse_token_auth_string(
     jwks_url = _string(doc, "jwks_url")
     warnings = _check_jwks_location(jwks_url, conf_dir, require_https)
     principal_field = _string(doc, "principal_field") if "principal_field" in doc else "sub"
+    token_as_password = _boolean(doc, "token_as_password", default=True)
     issuers = _string_list(doc, "required_issuer")
     audiences = _string_list(doc, "required_audience")
     algorithms = _string_list(doc, "allowed_algorithms")
@@ -138,8 +152,9 @@ def parse_token_auth_string(
                 f"'allowed_algorithms' has unsupported algorithm {bad[0]!r}; "
                 f"supported: {', '.join(SUPPORTED_ALGORITHMS)}"
             )
-    # Raises InvalidAuthString for a malformed JSON Pointer in principal_field.
-    spec = TokenAuthSpec(jwks_url, principal_field, issuers, audiences, algorithms)
+    spec = TokenAuthSpec(
+        jwks_url, principal_field, issuers, audiences, algorithms, token_as_password=token_as_password
+    )  # raises InvalidAuthString for a malformed JSON Pointer in principal_field
     if audiences is None:
         warnings.append(NO_AUDIENCE_WARNING)
     return spec, warnings
@@ -175,6 +190,15 @@ def _string(doc: dict[str, object], key: str) -> str:
         raise InvalidAuthString(f"'{key}' is too long ({len(value)} > {_MAX_VALUE} characters)")
     if any(ord(ch) < 0x20 for ch in value):
         raise InvalidAuthString(f"'{key}' contains control characters")
+    return value
+
+
+def _boolean(doc: dict[str, object], key: str, *, default: bool) -> bool:
+    if key not in doc:
+        return default
+    value = doc[key]
+    if not isinstance(value, bool):
+        raise InvalidAuthString(f"'{key}' must be true or false, not {_json_type(value)}")
     return value
 
 

@@ -249,3 +249,48 @@ def test_a_malformed_pointer_is_refused(conf: Path, pointer: str, message: str) 
     text = refused(conf, {"jwks_url": "idp.jwks", "principal_field": pointer})
     assert f"'principal_field' {pointer!r} is not a valid JSON Pointer" in text
     assert message in text
+
+
+# ---- token_as_password ----
+
+
+def test_token_as_password_defaults_to_true_and_is_stored_only_when_false(conf: Path) -> None:
+    default = parse(conf, {"jwks_url": "idp.jwks"})
+    assert default.token_as_password is True
+    assert "token_as_password" not in json.loads(default.to_json())
+    explicit_true = parse(conf, {"jwks_url": "idp.jwks", "token_as_password": True})
+    assert explicit_true == default and explicit_true.to_json() == default.to_json()
+    off = parse(conf, {"jwks_url": "idp.jwks", "token_as_password": False})
+    assert off.token_as_password is False and off != default
+    assert json.loads(off.to_json())["token_as_password"] is False
+    assert parse(conf, off.to_json()) == off
+    assert TokenAuthSpec.from_json(off.to_json()) == off
+    assert TokenAuthSpec.from_json(default.to_json()) == default
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("false", "must be true or false, not a string"),
+        (0, "must be true or false, not a number"),
+        (None, "must be true or false, not null"),
+        ([False], "must be true or false, not an array"),
+    ],
+)
+def test_token_as_password_must_be_a_boolean(conf: Path, value: object, message: str) -> None:
+    assert f"'token_as_password' {message}" in refused(conf, {"jwks_url": "idp.jwks", "token_as_password": value})
+
+
+def test_from_json_reads_every_stored_key(conf: Path) -> None:
+    spec = parse(
+        conf,
+        {
+            "jwks_url": "idp.jwks",
+            "principal_field": "/a/b",
+            "required_issuer": "https://a",
+            "required_audience": ["x", "y"],
+            "allowed_algorithms": ["ES256"],
+            "token_as_password": False,
+        },
+    )
+    assert TokenAuthSpec.from_json(spec.to_json()) == spec

@@ -1,5 +1,5 @@
 """CREATE / ALTER USER with issue 10's token-user options: http:// key URLs (a warning, or ERR 1210 under
-require_https_key_urls) and JSON-Pointer principal fields."""
+require_https_key_urls), JSON-Pointer principal fields, and the per-user token_as_password switch."""
 
 from __future__ import annotations
 
@@ -70,4 +70,24 @@ async def test_malformed_pointer_is_refused_and_nothing_stored(
     failure = await error(executor, root, create("tom", spec))
     assert (failure.code, failure.sqlstate) == (1210, "HY000")
     assert f"'principal_field' '{pointer}' is not a valid JSON Pointer: bad escape {problem}" in failure.message
+    assert catalog.get_account("tom", "%") is None
+
+
+async def test_token_as_password_off_is_stored(executor: Executor, root: Session, catalog: Catalog) -> None:
+    spec = '{"jwks_url": "https://idp.example/jwks", "required_audience": "fe", "token_as_password": false}'
+    assert await executor.execute(root, create("tom", spec)) == OkResult()
+    ((_identity, _password, _plugin, stored),) = await rows(executor, root, "SHOW AUTHENTICATION FOR tom")
+    assert json.loads(stored)["token_as_password"] is False
+    assert await executor.execute(root, create("ann", HTTPS_SPEC)) == OkResult()
+    ((_identity, _password, _plugin, stored),) = await rows(executor, root, "SHOW AUTHENTICATION FOR ann")
+    assert "token_as_password" not in json.loads(stored)
+
+
+@pytest.mark.parametrize(("value", "kind"), [('"false"', "a string"), ("0", "a number"), ("null", "null")])
+async def test_token_as_password_must_be_a_boolean(
+    executor: Executor, root: Session, catalog: Catalog, value: str, kind: str
+) -> None:
+    spec = f'{{"jwks_url": "https://idp.example/jwks", "token_as_password": {value}}}'
+    failure = await error(executor, root, create("tom", spec))
+    assert failure.code == 1210 and f"'token_as_password' must be true or false, not {kind}" in failure.message
     assert catalog.get_account("tom", "%") is None
