@@ -50,7 +50,7 @@ class Listener:
                 max_sessions=settings.max_connections,
                 admin_reserved=settings.admin_reserved_connections,
                 max_logging_in=logging_in,
-                max_logging_in_per_address=min(settings.max_unauthenticated_per_address, logging_in),
+                max_logging_in_per_address=min(settings.max_unauthenticated_per_address, max(32, logging_in // 4)),
             )
         )
 

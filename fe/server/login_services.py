@@ -1,5 +1,6 @@
 """The services the authentication methods are handed (fe/auth/methods/base.py LoginServices), made from this
-process's catalog, token verifier and TLS material: the I/O and the threads live here, not in the methods."""
+process's catalog, token verifier, settings and TLS material: the I/O and the threads live here, not in the
+methods."""
 
 from __future__ import annotations
 
@@ -10,16 +11,47 @@ import os
 from fe.auth import passwords
 from fe.auth.login import Authenticator, DomainCheck
 from fe.auth.methods import LoginAccount, LoginServices, TokenChecker
-from fe.catalog import Catalog
+from fe.catalog import Catalog, CatalogError
 from fe.config import Settings
 from fe.server.tls import TlsMaterial
 
 log = logging.getLogger("fe.login")
 
 
-async def verify_password(password: bytes, stored: str) -> bool:
-    """A password hash costs milliseconds of CPU: never on the event loop."""
-    return await asyncio.to_thread(passwords.verify_password, password, stored)
+class PasswordUpgrades:
+    """After a full authentication, an outdated verifier (PBKDF2, or argon2id with old parameters) is replaced by
+    a current one in the background: the login does not wait for the hash or the catalog write."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __call__(self, account: LoginAccount, password: bytes) -> None:
+        if not passwords.needs_rehash(account.auth_string):
+            return
+        task = asyncio.get_running_loop().create_task(self._upgrade(account, password))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _upgrade(self, account: LoginAccount, password: bytes) -> None:
+        try:
+            text = password.decode("utf-8")
+        except UnicodeDecodeError:
+            return  # hash_password takes text; such a password keeps its old verifier
+        try:
+            new = await passwords.hash_password_async(text)
+            replaced = await asyncio.to_thread(
+                self._catalog.replace_password_hash, account.name, account.host, account.auth_string, new
+            )
+        except CatalogError as exc:
+            log.warning("could not upgrade the password verifier of %s@%s: %s", account.name, account.host, exc)
+            return  # the next full authentication tries again
+        if replaced:
+            log.info("upgraded the password verifier of %s@%s to argon2id", account.name, account.host)
+
+    async def wait(self) -> None:
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
 
 
 def make_authenticator(
@@ -27,14 +59,13 @@ def make_authenticator(
 ) -> Authenticator:
     services = LoginServices(
         tokens=tokens,
-        verify_password=verify_password,
-        upgrade_password=lambda account, password: None,
+        verify_password=passwords.verify_password_async,
+        upgrade_password=PasswordUpgrades(catalog),
         rsa_public_pem=tls.rsa_public_pem,
         decrypt_password=tls.decrypt_password,
         decoy_verifier=passwords.hash_password(os.urandom(16).hex()),
         max_token_bytes=settings.max_token_bytes,
+        token_as_password=settings.token_as_password,
+        full_error_detail=settings.login_error_detail == "full",
     )
     return Authenticator(catalog, services, domains)
-
-
-__all__ = ["LoginAccount", "make_authenticator", "verify_password"]
