@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -80,16 +79,4 @@ class Account:
 
 
 def token_spec_from_stored_json(text: str) -> TokenAuthSpec:
-    doc = json.loads(text)
-
-    def strings(key: str) -> tuple[str, ...] | None:
-        value = doc.get(key)
-        return None if value is None else tuple(value)
-
-    return TokenAuthSpec(
-        jwks_url=doc["jwks_url"],
-        principal_field=doc.get("principal_field", "sub"),
-        required_issuer=strings("required_issuer"),
-        required_audience=strings("required_audience"),
-        allowed_algorithms=strings("allowed_algorithms"),
-    )
+    return TokenAuthSpec.from_json(text)

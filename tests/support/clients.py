@@ -175,6 +175,30 @@ def mariadb_cli(
 
 _MARK = "--next statement--"
 
+NODE_CLIENT = Path(__file__).parent / "node" / "login.js"
+
+
+def node_mysql2(
+    host: str,
+    port: int,
+    user: str,
+    password: str = "",
+    *,
+    tls: bool = True,
+    statements: tuple[str, ...] = ("SELECT 1",),
+) -> Outcome:
+    """node's mysql2 (npm), in a child process; scripts/test installs it (`npm ci` in tests/support/node)."""
+    request = json.dumps(
+        {"host": host, "port": port, "user": user, "password": password, "tls": tls, "statements": list(statements)}
+    )
+    done = subprocess.run(["node", str(NODE_CLIENT), request], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if result["error"]:
+        errno, _, message = result["error"]
+        return Outcome(errno=errno, message=message)
+    return Outcome(rows=result["rows"])
+
 
 ALL_CLIENTS = {
     "connector_pure": connector_pure,

@@ -45,7 +45,7 @@ class OpenIdToken(CredentialMethod):
             except MalformedPacket as exc:
                 return Unverified("malformed", f"malformed token packet: {exc}")
         elif isinstance(credential, Cleartext) and credential.password:
-            if not (services.token_as_password and getattr(spec, "token_as_password", True)):
+            if not (services.token_as_password and spec.token_as_password):
                 return Unverified("password_for_token_user", "this account logs in with a token, not a password")
             token = credential.password
         else:
