@@ -74,6 +74,9 @@ class Settings:
     # What a refused client is told: generic (nothing until a credential verified) or full (every reason, for
     # development only: it tells strangers which accounts exist and how they log in).
     login_error_detail: str = "generic"
+    # none: a session outlives its token, as in MySQL and the clouds; expire: a session whose token expired gets
+    # an ERR at its next command and is closed (COM_CHANGE_USER with a fresh token renews it).
+    token_session_policy: str = "none"
 
     # Domain identities ('name'@['domain']): how often their domains are resolved again.
     domain_refresh_seconds: float = 60.0
@@ -186,6 +189,8 @@ def _check(settings: Settings) -> None:
         raise ConfigError("packet size limits are too small")
     if settings.login_error_detail not in ("generic", "full"):
         raise ConfigError(f"login_error_detail must be generic or full, got {settings.login_error_detail!r}")
+    if settings.token_session_policy not in ("none", "expire"):
+        raise ConfigError(f"token_session_policy must be none or expire, got {settings.token_session_policy!r}")
     try:
         ProxySettings.parse(settings.jwks_http_proxy, settings.jwks_https_proxy, settings.jwks_no_proxy)
     except ValueError as exc:

@@ -9,6 +9,7 @@ import logging
 import os
 import time
 import traceback
+from datetime import UTC, datetime
 
 from fe.auth.login import LoginAttempt, LoginDenied, LoginOutcome
 from fe.auth.methods import CHANGE_USER_NO_PLUGIN
@@ -226,6 +227,8 @@ class Connection:
                 keep_going = await self._change_user(event)
             else:
                 assert isinstance(event, CommandReceived)
+                if self._token_expired():
+                    return
                 keep_going = await self._dispatch(event)
             try:
                 await self.stream.drain(min(idle, WRITE_TIMEOUT_SECONDS))
@@ -238,6 +241,27 @@ class Connection:
                 return
             if not keep_going:
                 return
+
+    def _token_expired(self) -> bool:
+        """token_session_policy = expire: a session whose token expired ends here, with an ERR that says so."""
+        session = self.session
+        if self.settings.token_session_policy != "expire" or session is None or session.login is None:
+            return False
+        claims = session.login.claims
+        exp = claims.get("exp") if claims else None
+        if not isinstance(exp, int | float) or time.time() < exp + self.settings.jwt_leeway_seconds:
+            return False
+        expired_at = datetime.fromtimestamp(exp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        login_log.info(
+            "session user=%s client=%s:%d ended: its token expired at %s (token_session_policy=expire)",
+            _quote(session.user), self.client_host, self.stream.peer[1], expired_at,
+        )  # fmt: skip
+        message = (
+            f"Access denied for user '{session.user}'@'{self.client_host}': the token this session logged in with "
+            f"expired at {expired_at}; log in again"
+        )
+        self._end(self.protocol.close_with(ErrorCode.ACCESS_DENIED, message))
+        return True
 
     def _reply(self, *payloads: bytes) -> None:
         self.stream.write(self.protocol.reply(payloads))

@@ -4,12 +4,14 @@ libmysqlclient's mysql_clear_password), node's mysql2 — and never over plain T
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pymysql
 import pytest
 
 from fe.auth.devtools import generate_signing_key, mint_token
@@ -20,6 +22,7 @@ from tests.support.server import FeProcess, running_fe
 
 ISSUER = "https://idp.example"
 CLIENTS = {**ALL_CLIENTS, "node_mysql2": node_mysql2}
+TLS = {"check_hostname": False, "verify_mode": 0}
 
 
 @dataclass
@@ -125,3 +128,47 @@ def test_an_operator_can_turn_the_password_route_off(tmp_path: Path) -> None:
         outcome = _login(lab, "pymysql", "tom", lab.token("tom"))
         assert outcome.errno == 1045
         lab.server.wait_for_log(r"login user=tom .*outcome=failure reason=password_for_token_user")
+
+
+def test_with_token_session_policy_expire_a_session_ends_with_its_token(tmp_path: Path) -> None:
+    env = {"FE_TOKEN_SESSION_POLICY": "expire", "FE_JWT_LEEWAY_SECONDS": "0"}
+    for lab in _start(tmp_path, env):
+        short = lab.token("tom", exp=int(time.time()) + 3)
+        connection = pymysql.connect(
+            host=lab.server.host, port=lab.server.port, user="tom", password=short, ssl=TLS, connect_timeout=10
+        )
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+                time.sleep(max(0.0, json.loads(_claims(short))["exp"] - time.time()) + 0.5)
+                with pytest.raises(pymysql.err.OperationalError) as ended:
+                    cursor.execute("SELECT 1")
+            assert ended.value.args[0] == 1045 and "expired at" in ended.value.args[1]
+        finally:
+            connection.close()
+        lab.server.wait_for_log(r"session user=tom .*ended: its token expired")
+
+
+def test_change_user_with_a_fresh_token_renews_an_expiring_session(tmp_path: Path) -> None:
+    import mysql.connector
+
+    env = {"FE_TOKEN_SESSION_POLICY": "expire", "FE_JWT_LEEWAY_SECONDS": "0"}
+    for lab in _start(tmp_path, env):
+        short = lab.token("tom", exp=int(time.time()) + 3)
+        connection = mysql.connector.connect(
+            host=lab.server.host, port=lab.server.port, user="tom", password=short, use_pure=True,
+            ssl_verify_cert=False,
+        )  # fmt: skip
+        try:
+            connection.cmd_change_user(username="tom", password=lab.token("tom"))
+            time.sleep(max(0.0, json.loads(_claims(short))["exp"] - time.time()) + 0.5)
+            cursor = connection.cursor()
+            cursor.execute("SELECT CURRENT_USER()")
+            assert cursor.fetchall() == [("tom@%",)]
+        finally:
+            connection.close()
+
+
+def _claims(token: str) -> str:
+    payload = token.split(".")[1]
+    return base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)).decode()
