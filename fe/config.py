@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from fe.server.proxy_protocol import parse_proxy_networks
+
 from fe.auth.http_proxy import ProxySettings
 
 
@@ -77,6 +79,13 @@ class Settings:
     # none: a session outlives its token, as in MySQL and the clouds; expire: a session whose token expired gets
     # an ERR at its next command and is closed (COM_CHANGE_USER with a fresh token renews it).
     token_session_policy: str = "none"
+
+    # Load balancers whose connections open with a PROXY protocol header (v1 or v2) naming the real client:
+    # comma-separated addresses or networks. From them a header is required; from anyone else it is refused.
+    proxy_protocol_from: str = ""
+    # The HTTP listener for /metrics, /healthz and /readyz: -1 off, 0 a free port.
+    http_host: str = "127.0.0.1"
+    http_port: int = -1
 
     # Domain identities ('name'@['domain']): how often their domains are resolved again.
     domain_refresh_seconds: float = 60.0
@@ -189,6 +198,12 @@ def _check(settings: Settings) -> None:
         raise ConfigError("packet size limits are too small")
     if settings.login_error_detail not in ("generic", "full"):
         raise ConfigError(f"login_error_detail must be generic or full, got {settings.login_error_detail!r}")
+    if not -1 <= settings.http_port <= 65535:
+        raise ConfigError(f"http_port must be -1 (off) or 0..65535, got {settings.http_port}")
+    try:
+        parse_proxy_networks(settings.proxy_protocol_from)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     if settings.token_session_policy not in ("none", "expire"):
         raise ConfigError(f"token_session_policy must be none or expire, got {settings.token_session_policy!r}")
     try:

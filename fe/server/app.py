@@ -18,8 +18,11 @@ from fe.config import Settings
 from fe.server.context import ServerContext
 from fe.server.domains import DomainResolver
 from fe.server.eventloop import running_loop_name
+from fe.server.http import HttpListener, readiness_check
 from fe.server.listener import Listener, make_listening_socket
 from fe.server.login_services import make_authenticator
+from fe.server.metrics import Metrics
+from fe.server.proxy_protocol import ProxyPolicy
 from fe.server.stats import ServerStats
 from fe.server.tls import prepare_tls
 from fe.sql.executor import Executor
@@ -106,6 +109,7 @@ async def serve(
         domains = DomainResolver(catalog, settings.domain_refresh_seconds)
         catalog.set_domain_resolver(domains.addresses, lambda: domains.version)
         stats = ServerStats(token_stats=lambda: verifier.stats)
+        metrics = Metrics(token_stats=lambda: verifier.stats)
         context = ServerContext(
             settings=settings,
             server_version=SERVER_VERSION,
@@ -113,6 +117,8 @@ async def serve(
             authenticator=make_authenticator(catalog, verifier, tls, settings, domains),
             executor=Executor(catalog, settings, status=stats.snapshot),
             stats=stats,
+            metrics=metrics,
+            proxy_policy=ProxyPolicy.parse(settings.proxy_protocol_from),
         )
         try:
             sock = make_listening_socket(settings.host, settings.query_port, reuse_port=worker_count > 1)
@@ -121,6 +127,7 @@ async def serve(
         listener = Listener(context, worker_index, worker_count)
         await listener.start(sock)
         host, port = sock.getsockname()[:2]
+        http = await _start_http(settings, metrics, catalog, verifier, reuse_port=worker_count > 1)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -131,18 +138,44 @@ async def serve(
         )  # fmt: skip
         if on_ready is not None:
             on_ready(host, port)
-        background = [asyncio.create_task(domains.refresh_forever())]
+        background = [asyncio.create_task(domains.refresh_forever()), asyncio.create_task(metrics.sync_forever())]
         if parent_pid:
             background.append(asyncio.create_task(_stop_when_orphaned(parent_pid, stop)))
         await stop.wait()
         for task in background:
             task.cancel()
         log.info("shutting down: closing %d connection(s)", listener.connection_count)
+        if http is not None:
+            http.draining = True  # health checks fail first, so the balancer stops sending logins here
         await listener.shutdown(settings.shutdown_grace_seconds)
+        if http is not None:
+            await http.close()
         await verifier.aclose()
     finally:
         catalog.close()
     log.info("stopped")
+
+
+async def _start_http(
+    settings: Settings, metrics: Metrics, catalog: Catalog, verifier: TokenVerifier, *, reuse_port: bool
+) -> HttpListener | None:
+    """/metrics, /healthz and /readyz for Prometheus and the load balancer's health check (http_port >= 0)."""
+    if settings.http_port < 0:
+        return None
+
+    async def catalog_ping() -> object:
+        return await asyncio.to_thread(catalog.change_marker)
+
+    readiness = readiness_check(
+        catalog_ping, lambda: verifier.key_store.remote.key_ages().values(), settings.jwks_max_stale_seconds
+    )
+    http = HttpListener(metrics, readiness)
+    try:
+        host, port = await http.start(settings.http_host, settings.http_port, reuse_port=reuse_port)
+    except OSError as exc:
+        raise StartupError(f"cannot listen for HTTP on {settings.http_host}:{settings.http_port}: {exc}") from exc
+    log.info("HTTP listener on %s:%d: /metrics, /healthz, /readyz", host, port)
+    return http
 
 
 async def _stop_when_orphaned(parent_pid: int, stop: asyncio.Event) -> None:

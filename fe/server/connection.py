@@ -77,7 +77,8 @@ class Connection:
                 return
             await self._command_loop()
         except (ConnectionClosed, ConnectionError):
-            pass
+            if self.stream.proxy_error:
+                self._refuse_proxy(self.stream.proxy_error)
         finally:
             self.protocol.close()
             self.stream.close()
@@ -90,6 +91,9 @@ class Connection:
     # ---- connection phase ----
 
     async def _connect(self) -> None:
+        proxied = self.stream.proxy is not None and self.stream.proxy.expect_header
+        if proxied and not await self._read_proxy_header():
+            return
         nonce = make_nonce()
         self.stream.write(
             self.protocol.greeting(
@@ -124,6 +128,27 @@ class Connection:
         if outcome is not None:
             self.session = self._open_session(outcome, hello.database)
             await self.stream.drain()
+
+    async def _read_proxy_header(self) -> bool:
+        """A load balancer's connection: the real client's address comes first, in a PROXY protocol header."""
+        try:
+            await self.stream.read_proxy_header()
+        except ConnectionClosed as exc:
+            self._refuse_proxy(self.stream.proxy_error or str(exc))
+            self.stream.close()
+            return False
+        self.client_host = self.stream.peer[0]
+        if self.limits is not None:
+            evicted = self.limits.readdress(self.stream, self.client_host)
+            if isinstance(evicted, PacketStream):
+                evicted.abort()
+        return True
+
+    def _refuse_proxy(self, why: str) -> None:
+        peer = self.stream.socket_peer
+        log.warning("connection %d from %s:%d refused: PROXY protocol: %s", self.connection_id, peer[0], peer[1], why)
+        if self.server.metrics is not None:
+            self.server.metrics.connection_refused("proxy_protocol")
 
     async def _login(self, attempt: LoginAttempt, started: float) -> LoginOutcome | None:
         """Run the login's exchange to its end: the outcome, or None once the refusal was sent."""
@@ -196,10 +221,13 @@ class Connection:
     def _log_login(self, user: str, plugin: str, outcome: str, reason: str, started: float, detail: str = "") -> None:
         elapsed_ms = (time.perf_counter() - started) * 1000
         self.server.stats.login(outcome, reason)
+        if self.server.metrics is not None:
+            self.server.metrics.login(plugin or "none", outcome, reason, elapsed_ms / 1000)
         login_log.info(
-            "login user=%s client=%s:%d plugin=%s tls=%s outcome=%s reason=%s ms=%.2f%s",
+            "login user=%s client=%s:%d plugin=%s tls=%s outcome=%s reason=%s ms=%.2f%s%s",
             _quote(user), self.client_host, self.stream.peer[1], plugin or "-",
             "yes" if self.stream.is_tls else "no", outcome, reason, elapsed_ms,
+            f" via={self.stream.socket_peer[0]}" if self.stream.proxy_header is not None else "",
             f" detail={_quote(detail)}" if detail and outcome != "success" else "",
         )  # fmt: skip
 

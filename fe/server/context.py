@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from fe.config import Settings
+from fe.server.metrics import Metrics
+from fe.server.proxy_protocol import ProxyPolicy
 from fe.server.stats import ServerStats
 from fe.server.tls import TlsMaterial
 
@@ -22,3 +24,5 @@ class ServerContext:
     authenticator: Authenticator
     executor: Executor
     stats: ServerStats
+    metrics: Metrics | None = None
+    proxy_policy: ProxyPolicy = field(default_factory=ProxyPolicy)

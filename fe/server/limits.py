@@ -65,6 +65,16 @@ class ConnectionLimits:
         self._per_address[address] += 1
         return Admission(True, evict)
 
+    def readdress(self, connection: Hashable, address: str) -> Hashable | None:
+        """A PROXY header named the real client: count the unfinished login under that address from now on.
+        Returns a connection to close when that address was already at its share (its oldest unfinished login)."""
+        old = self._logging_in.get(connection)
+        if old is None or old == address:
+            return None
+        self._leave_pool(connection)
+        admission = self.connect(connection, address)
+        return admission.evict
+
     def log_in(self, connection: Hashable, is_admin: bool) -> bool:
         """The login verified: may it become a session? (A COM_CHANGE_USER of a session keeps its slot.)"""
         if connection in self._sessions:

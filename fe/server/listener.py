@@ -72,8 +72,14 @@ class Listener:
 
     def _on_connection(self, stream: PacketStream) -> None:
         connection_id = next(self._ids) & 0xFFFFFFFF
+        policy = self.context.proxy_policy
+        if policy.networks:
+            stream.proxy = policy.reader_for(stream.peer[0])
+        metrics = self.context.metrics
         admission = self.limits.connect(stream, stream.peer[0])
         if not admission.admitted:
+            if metrics is not None:
+                metrics.connection_refused("too_many_connections")
             log.warning("refusing connection from %s: %d connections are logging in already", stream.peer[0],
                         self.limits.logging_in)  # fmt: skip
             stream.write(stream.protocol.refuse(ErrorCode.CON_COUNT, "Too many connections"))
@@ -83,6 +89,8 @@ class Listener:
             log.info("closing the oldest unfinished login from %s to make room for its newest", stream.peer[0])
             admission.evict.abort()
         self._streams.add(stream)
+        if metrics is not None:
+            metrics.connection_opened()
         self.context.stats.connections += 1
         self.context.stats.connected = len(self._streams)
         task = asyncio.get_running_loop().create_task(
@@ -95,6 +103,8 @@ class Listener:
         self._tasks.discard(task)
         self._streams.discard(stream)
         self.limits.disconnect(stream)
+        if self.context.metrics is not None:
+            self.context.metrics.connection_closed()
         self.context.stats.connected = len(self._streams)
         if not task.cancelled() and task.exception() is not None:
             log.error("connection task failed", exc_info=task.exception())

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from fe.mysql.protocol import NEED_DATA, Event, ServerProtocol
 from fe.server.eventloop import from_uvloop
+from fe.server.proxy_protocol import ProxyHeader, ProxyHeaderReader, ProxyProtocolError
 
 _TLS_READ_SIZE = 64 * 1024
 # After close(), how long unsent bytes may wait for a client that does not read before the socket is dropped.
@@ -31,7 +32,12 @@ class PacketStream(asyncio.Protocol):
     def __init__(self, protocol: ServerProtocol) -> None:
         self.protocol = protocol
         self.transport: asyncio.Transport | None = None
-        self.peer: tuple[str, int] = ("", 0)
+        self.peer: tuple[str, int] = ("", 0)  # the client: the socket's peer, or the one a PROXY header names
+        self.socket_peer: tuple[str, int] = ("", 0)  # the socket's own peer (a load balancer, when proxied)
+        # Set by the listener for connections that must (or must not) open with a PROXY protocol header.
+        self.proxy: ProxyHeaderReader | None = None
+        self.proxy_header: ProxyHeader | None = None
+        self.proxy_error = ""  # why the PROXY header (or its absence) was refused
         self._waiter: asyncio.Future[None] | None = None
         self._failure: BaseException | None = None
         self._eof = False
@@ -62,16 +68,54 @@ class PacketStream(asyncio.Protocol):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple):
-            self.peer = (str(peer[0]), int(peer[1]))
+            self.peer = self.socket_peer = (str(peer[0]), int(peer[1]))
         if self.on_made is not None:
             self.on_made(self)
 
     def data_received(self, data: bytes) -> None:
+        if self.proxy is not None and not self.proxy.done:
+            data = self._read_proxy_header(data)
+            if not data:
+                return
         if self._tls_in is not None:
             self._tls_in.write(data)
             self._pump_tls()
         else:
             self._feed(data)
+
+    def _read_proxy_header(self, data: bytes) -> bytes:
+        """The PROXY header before anything else (never inside TLS); returns the bytes that follow it."""
+        assert self.proxy is not None
+        try:
+            result = self.proxy.feed(data)
+        except ProxyProtocolError as exc:
+            self.proxy_error = str(exc)
+            self._failure = ConnectionClosed(f"PROXY protocol: {exc}")
+            self._wake()
+            return b""
+        if isinstance(result, ProxyHeader):
+            self.proxy_header = result
+            self.peer = result.client_address(self.socket_peer)
+        if self.proxy.done:
+            self._wake()
+            return self.proxy.rest
+        return b""
+
+    async def read_proxy_header(self) -> None:
+        """Wait for the PROXY header a balancer's connection must open with; raises ConnectionClosed when it is
+        malformed or missing, or the peer left."""
+        while self.proxy is not None and not self.proxy.done:
+            if self._failure is not None:
+                raise self._failure
+            if self._eof:
+                raise ConnectionClosed("closed before its PROXY header")
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        if self._failure is not None:
+            raise self._failure
 
     def eof_received(self) -> bool:
         self._eof = True
