@@ -12,9 +12,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from fe.server.proxy_protocol import parse_proxy_networks
-
 from fe.auth.http_proxy import ProxySettings
+from fe.server.proxy_protocol import parse_proxy_networks
 
 
 class ConfigError(Exception):
@@ -71,6 +70,10 @@ class Settings:
     # Refuse http:// jwks_url at CREATE/ALTER USER (otherwise accepted with a warning).
     require_https_key_urls: bool = False
 
+    # Where logins of names that are no catalog account go: `native` and security integrations, in order. Used
+    # while the catalog has none stored; ADMIN SET FRONTEND CONFIG ("authentication_chain" = ...) stores one.
+    authentication_chain: str = "native"
+
     # Token users may send their token as the password (over TLS); a user's JSON can turn it off for that user.
     token_as_password: bool = True
     # What a refused client is told: generic (nothing until a credential verified) or full (every reason, for
@@ -86,6 +89,22 @@ class Settings:
     # The HTTP listener for /metrics, /healthz and /readyz: -1 off, 0 a free port.
     http_host: str = "127.0.0.1"
     http_port: int = -1
+
+    # The gateway: with `upstream = host:port` every session is relayed to that database (empty: fe answers alone).
+    upstream: str = ""
+    # The upstream account sessions use by default; its password from FE_UPSTREAM_PASSWORD or this file (never
+    # from this file's settings, never in the catalog).
+    upstream_user: str = ""
+    upstream_password_file: str = ""
+    # fe roles → upstream accounts, first match wins in this order: "analysts:reader, engineers:writer"; a
+    # mapped account's password from FE_UPSTREAM_PASSWORD_<USER> or <upstream_password_dir>/<user>.
+    upstream_role_accounts: str = ""
+    upstream_password_dir: str = ""
+    # disabled | required | verify_ca | verify_identity (with upstream_ca, a PEM file; else the system's CAs).
+    upstream_tls: str = "verify_identity"
+    upstream_ca: str = ""
+    upstream_pool_size: int = 64
+    upstream_pool_idle_seconds: float = 60.0
 
     # Domain identities ('name'@['domain']): how often their domains are resolved again.
     domain_refresh_seconds: float = 60.0
@@ -163,6 +182,11 @@ def load_settings(
     conf_file = home / "conf" / "fe.conf"
     if conf_file.exists():
         for key, raw in parse_conf_text(conf_file.read_text(encoding="utf-8"), str(conf_file)).items():
+            if key == "upstream_password":
+                raise ConfigError(
+                    f"{conf_file}: an upstream password never goes in fe.conf: use FE_UPSTREAM_PASSWORD or "
+                    "upstream_password_file"
+                )
             if key not in known:
                 raise ConfigError(f"{conf_file}: unknown setting {key!r}")
             values[key] = _convert(key, raw, hints[key], str(conf_file))
@@ -210,6 +234,11 @@ def _check(settings: Settings) -> None:
         ProxySettings.parse(settings.jwks_http_proxy, settings.jwks_https_proxy, settings.jwks_no_proxy)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    from fe.catalog.security import chain_problem, parse_chain  # the rule ADMIN SET FRONTEND CONFIG applies
+
+    problem = chain_problem(parse_chain(settings.authentication_chain))
+    if problem is not None:
+        raise ConfigError(problem)
 
 
 def as_environment(settings: Settings) -> dict[str, str]:
