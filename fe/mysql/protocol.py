@@ -76,7 +76,16 @@ class QuitRequested:
     pass
 
 
-Event = SslRequested | HandshakeReceived | AuthReply | CommandReceived | ChangeUserRequested | QuitRequested
+@dataclass(frozen=True, slots=True)
+class InfileData:
+    """A packet of the file the client sends after a LOCAL INFILE request; an empty one ends the file."""
+
+    payload: bytes
+
+
+Event = (
+    SslRequested | HandshakeReceived | AuthReply | CommandReceived | ChangeUserRequested | QuitRequested | InfileData
+)
 
 
 # ---- errors ----
@@ -108,6 +117,7 @@ class ServerProtocol:
     __slots__ = (
         "_awaiting_reply",
         "_decoder",
+        "_infile",
         "_seq",
         "capabilities",
         "packet_limit",
@@ -125,6 +135,7 @@ class ServerProtocol:
         self.phase = Phase.GREETING
         self._seq = 0  # the id of the next packet, whichever side sends it
         self._awaiting_reply = False  # COMMAND phase: a command came and its reply is not complete yet
+        self._infile = False  # COMMAND phase: the client is sending a file for LOCAL INFILE
 
     # ---- bytes in ----
 
@@ -169,6 +180,9 @@ class ServerProtocol:
             return self._client_hello(packet)
         if phase is Phase.AUTHENTICATION:
             return AuthReply(packet.payload)
+        if self._infile:
+            self._infile = bool(packet.payload)
+            return InfileData(packet.payload)
         return self._command(packet)
 
     def _client_hello(self, packet: Packet) -> Event:
@@ -276,6 +290,18 @@ class ServerProtocol:
         if complete:
             self._awaiting_reply = False
         return wire
+
+    def relayed(self, last_seq: int, *, complete: bool = True, infile: bool = False) -> None:
+        """The driver passed packets of the current command's reply through unchanged (from an upstream database,
+        numbered by it; `last_seq` is the last one's id). `infile`: that packet was a LOCAL INFILE request, so the
+        client's file packets come next (InfileData), and the reply goes on after them."""
+        self._require(Phase.COMMAND, sending="a relayed reply")
+        if not self._awaiting_reply:
+            raise LocalProtocolError("no command is waiting for a reply")
+        self._seq = (last_seq + 1) & 0xFF
+        self._infile = infile
+        if complete:
+            self._awaiting_reply = False
 
     def error(self, code: int, message: str, state: str | None = None) -> bytes:
         """An ERR that answers the current command; the session goes on. `state`: a SQLSTATE other than the

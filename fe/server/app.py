@@ -14,10 +14,11 @@ from collections.abc import Callable
 from fe import __version__
 from fe.auth.verifier import KeyFetchOptions, TokenVerifier
 from fe.catalog import Catalog, CatalogError
-from fe.config import Settings
+from fe.config import ConfigError, Settings
 from fe.server.context import ServerContext
 from fe.server.domains import DomainResolver
 from fe.server.eventloop import running_loop_name
+from fe.server.gateway import make_gateway
 from fe.server.http import HttpListener, readiness_check
 from fe.server.listener import Listener, make_listening_socket
 from fe.server.login_services import make_authenticator
@@ -110,6 +111,13 @@ async def serve(
         catalog.set_domain_resolver(domains.addresses, lambda: domains.version)
         stats = ServerStats(token_stats=lambda: verifier.stats)
         metrics = Metrics(token_stats=lambda: verifier.stats)
+        try:
+            gateway = make_gateway(settings)
+        except ConfigError as exc:
+            raise StartupError(str(exc)) from exc
+        if gateway is not None:
+            await gateway.learn_greeting()  # the upstream's version and flags for fe's greeting
+            gateway.start()  # (if it was down: learnt in the background; logins fail until it is up)
         context = ServerContext(
             settings=settings,
             server_version=SERVER_VERSION,
@@ -119,6 +127,7 @@ async def serve(
             stats=stats,
             metrics=metrics,
             proxy_policy=ProxyPolicy.parse(settings.proxy_protocol_from),
+            gateway=gateway,
         )
         try:
             sock = make_listening_socket(settings.host, settings.query_port, reuse_port=worker_count > 1)
@@ -150,6 +159,8 @@ async def serve(
         await listener.shutdown(settings.shutdown_grace_seconds)
         if http is not None:
             await http.close()
+        if gateway is not None:
+            await gateway.close()
         await verifier.aclose()
     finally:
         catalog.close()

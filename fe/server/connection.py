@@ -26,11 +26,15 @@ from fe.mysql.protocol import (
     SslRequested,
 )
 from fe.server.context import ServerContext
+from fe.server.gateway import session_attributes
 from fe.server.limits import ConnectionLimits
+from fe.server.relay import RelayBroken, UpstreamSession
 from fe.server.stream import ConnectionClosed, PacketStream
 from fe.sql.redact import describe_failure
 from fe.sql.results import OkResult, ResultSet, SqlError
+from fe.sql.routing import is_fe_statement
 from fe.sql.session import Session
+from fe.upstream.errors import UpstreamError
 
 log = logging.getLogger("fe.connection")
 login_log = logging.getLogger("fe.login")
@@ -62,6 +66,8 @@ class Connection:
         self.connection_id = connection_id
         self.session: Session | None = None
         self.client_host = stream.peer[0]
+        self.gateway = server.gateway
+        self.upstream: UpstreamSession | None = None  # the session's leg to the upstream database (gateway)
 
     # ---- lifecycle ----
 
@@ -82,6 +88,7 @@ class Connection:
         finally:
             self.protocol.close()
             self.stream.close()
+            await self._end_upstream()
 
     def _end(self, wire: bytes) -> None:
         """Send a closing ERR the protocol framed, and close."""
@@ -97,7 +104,7 @@ class Connection:
         nonce = make_nonce()
         self.stream.write(
             self.protocol.greeting(
-                self.connection_id, nonce, self.server.server_version, PLUGIN_CACHING_SHA2, ServerStatus.AUTOCOMMIT
+                self.connection_id, nonce, self._server_version(), PLUGIN_CACHING_SHA2, ServerStatus.AUTOCOMMIT
             )
         )
         started = time.perf_counter()
@@ -126,7 +133,7 @@ class Connection:
         )
         outcome = await self._login(attempt, started)
         if outcome is not None:
-            self.session = self._open_session(outcome, hello.database)
+            self.session = await self._open_session(outcome, hello.database, hello.charset, started)
             await self.stream.drain()
 
     async def _read_proxy_header(self) -> bool:
@@ -191,13 +198,29 @@ class Connection:
             self._log_login(attempt.user, attempt.plugin, "failure", "too_many_connections", started)
             self._end(self.protocol.login_denied(ErrorCode.CON_COUNT, "Too many connections"))
             return None
-        self._log_login(attempt.user, attempt.plugin, "success", "ok", started)
         return step
 
-    def _open_session(self, outcome: LoginOutcome, database: str) -> Session | None:
-        """The logged-in session, its OK sent; or None (and the connection closed) when its database fails."""
+    def _server_version(self) -> str:
+        """The upstream's version through the gateway (clients pick features by it), once known; else fe's."""
+        if self.gateway is not None and self.gateway.server_version:
+            return self.gateway.server_version
+        return self.server.server_version
+
+    async def _open_session(self, outcome: LoginOutcome, database: str, charset: int, started: float) -> Session | None:
+        """The logged-in session, its OK sent (with the gateway: once its upstream connection is open); or None,
+        the refusal sent and the connection closed, when its database fails or the upstream does."""
         for payload in outcome.after_ok:
             self.stream.write(self.protocol.auth_packet(payload))
+        user, plugin = outcome.user, outcome.method
+        if self.gateway is not None:
+            failure = await self._open_upstream(outcome, database, charset)
+            if failure is not None:
+                reason, detail = failure
+                self._log_login(user, plugin, "failure", reason, started, detail)
+                message = f"Access denied for user '{user}'@'{self.client_host}': {detail}"
+                self._end(self.protocol.login_denied(ErrorCode.ACCESS_DENIED, message))
+                return None
+            database = ""  # the upstream's: it was sent with the upstream login
         session = Session(
             connection_id=self.connection_id,
             user=outcome.user,
@@ -213,10 +236,37 @@ class Connection:
                 # For COM_CHANGE_USER the client takes the ERR as "the change failed, I am still who I was": a
                 # session that went on as the new user would run its next statements with rights it does not know
                 # it has. Close, on connect and on change alike.
+                self._log_login(user, plugin, "failure", "unknown_database", started, exc.message)
                 self._end(self.protocol.login_denied(exc.code, exc.message, exc.sqlstate))
                 return None
+        self._log_login(user, plugin, "success", "ok", started)
         self.stream.write(self.protocol.login_ok(_status(session)))
         return session
+
+    async def _open_upstream(self, outcome: LoginOutcome, database: str, charset: int) -> tuple[str, str] | None:
+        """Connect the session to the upstream as the account its roles map to; (reason, detail) if it cannot."""
+        gateway = self.gateway
+        assert gateway is not None
+        account = outcome.account
+        roles = frozenset(account.effective_roles) | {"public"}
+        upstream_account = gateway.account_for(roles)
+        if upstream_account is None:
+            return "no_upstream_account", "no upstream account for this session (no mapped role and no upstream_user)"
+        attributes = session_attributes(user=outcome.user, client=self.client_host, roles=roles, claims=outcome.claims)
+        try:
+            connection = await gateway.open(
+                upstream_account, attributes, client_capabilities=self.protocol.capabilities, database=database,
+                charset=charset,
+            )  # fmt: skip
+        except UpstreamError as exc:
+            return exc.reason.value, f"the upstream database: {exc.message}"
+        self.upstream = UpstreamSession(gateway, connection, self.stream, self.protocol)
+        return None
+
+    async def _end_upstream(self) -> None:
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            await upstream.end()
 
     def _log_login(self, user: str, plugin: str, outcome: str, reason: str, started: float, detail: str = "") -> None:
         elapsed_ms = (time.perf_counter() - started) * 1000
@@ -301,6 +351,8 @@ class Connection:
         session = self.session
         assert session is not None
         command, body = event.command, event.body
+        if self.upstream is not None:
+            return await self._relay_or_answer(session, self.upstream, event)
         if command == Command.QUERY:
             await self._query(session, body)
         elif command == Command.PING:
@@ -319,6 +371,27 @@ class Connection:
         else:
             name = Command(command).name if command in Command._value2member_map_ else f"0x{command:02x}"
             self.stream.write(self.protocol.error(ErrorCode.UNKNOWN_COM, f"Unknown command {name}"))
+        return True
+
+    async def _relay_or_answer(self, session: Session, upstream: UpstreamSession, event: CommandReceived) -> bool:
+        """Through the gateway: fe's own statements stay with fe; every other command goes to the database."""
+        command, body = event.command, event.body
+        if command == Command.QUERY:
+            sql = body.decode("utf-8", "replace")
+            if is_fe_statement(sql):
+                await self._query(session, body)
+                return True
+        try:
+            await upstream.relay(bytes((command,)) + body)
+        except RelayBroken as exc:
+            log.warning("connection %d: the upstream session broke: %s", self.connection_id, exc)
+            if upstream.mid_response:
+                self.stream.abort()  # the client holds half a response: nothing more can follow it
+            else:
+                self._end(self.protocol.close_with(ErrorCode.UNKNOWN_ERROR, f"Lost the upstream database: {exc}"))
+            return False
+        if command == Command.RESET_CONNECTION:
+            session.reset()
         return True
 
     def _end_of_rows(self) -> bytes:
@@ -379,7 +452,8 @@ class Connection:
             return False
         if outcome is None:
             return False
-        self.session = self._open_session(outcome, change.database)
+        await self._end_upstream()  # the old identity's upstream connection goes back to the pool
+        self.session = await self._open_session(outcome, change.database, change.charset, started)
         return self.session is not None
 
 

@@ -13,6 +13,7 @@ from fe.server.tls import TlsMaterial
 
 if TYPE_CHECKING:
     from fe.auth.login import Authenticator
+    from fe.server.gateway import Gateway
     from fe.sql.executor import Executor
 
 
@@ -26,3 +27,4 @@ class ServerContext:
     stats: ServerStats
     metrics: Metrics | None = None
     proxy_policy: ProxyPolicy = field(default_factory=ProxyPolicy)
+    gateway: Gateway | None = None

@@ -63,9 +63,9 @@ class Listener:
         self._server = await loop.create_server(self._new_stream, sock=sock, backlog=1024)
 
     def _new_stream(self) -> PacketStream:
-        protocol = ServerProtocol(
-            self.settings.max_preauth_packet_size, self.settings.max_packet_size, ADVERTISED_CAPABILITIES
-        )
+        gateway = self.context.gateway
+        capabilities = gateway.advertised_capabilities() if gateway is not None else ADVERTISED_CAPABILITIES
+        protocol = ServerProtocol(self.settings.max_preauth_packet_size, self.settings.max_packet_size, capabilities)
         stream = PacketStream(protocol)
         stream.on_made = self._on_connection
         return stream

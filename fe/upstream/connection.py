@@ -117,6 +117,13 @@ class UpstreamConnection:
         if self.broken or self._protocol.phase is not Phase.COMMAND:
             raise UpstreamError(Reason.CLOSED, f"the connection to upstream {self.server.address} is closed")
 
+    @property
+    def response_next_seq(self) -> int:
+        """The sequence id that follows the last packet of the current (or last) response: where a client's LOCAL
+        INFILE packets start, after a LOCAL_INFILE result."""
+        response = self._protocol.response
+        return response.next_seq if response is not None else 0
+
     # ---- relaying ----
 
     async def relay(self, payload: bytes, sink: Sink) -> RelayResult:

@@ -25,6 +25,7 @@ class Account:
     auth_string: str
     host: str = "%"
     is_user_admin: bool = False
+    effective_roles: frozenset[str] = frozenset()
 
     @property
     def token_spec(self) -> TokenAuthSpec | None:

@@ -71,6 +71,10 @@ class MagicAccount:
     def is_user_admin(self) -> bool:
         return False
 
+    @property
+    def effective_roles(self) -> frozenset[str]:
+        return frozenset()
+
 
 class CatalogWithMagicUser:
     """The real catalog, plus an account of the new plugin that SQL could not create (its plugin is a test's)."""

@@ -43,6 +43,9 @@ class LoginAccount(Protocol):
     @property
     def is_user_admin(self) -> bool: ...  # root, or a member of root or user_admin
 
+    @property
+    def effective_roles(self) -> frozenset[str]: ...  # granted directly and through roles
+
 
 class TokenChecker(Protocol):
     async def verify(self, token: str | bytes, user_name: str, spec: TokenAuthSpec) -> dict[str, Any]: ...

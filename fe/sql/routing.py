@@ -1,0 +1,72 @@
+"""With an upstream database behind fe (the gateway), which statements fe answers itself: its accounts, roles,
+security integrations, group providers, authentication settings and its own status counters. Everything else is
+the database's and is relayed without being parsed.
+
+The decision reads the statement's first tokens with the fe dialect's tokenizer (no parse): a few microseconds.
+"""
+
+from __future__ import annotations
+
+import sqlglot.errors
+from sqlglot.tokens import Token, TokenType
+
+from fe.sql.dialect import FeDialect
+
+# fe statements are short; anything longer (a bulk INSERT) is the database's without a look.
+_MAX_FE_STATEMENT = 64 * 1024
+_LOOK_AHEAD = 8
+_OBJECTS = {"USER", "ROLE"}
+_FE_OBJECTS = {("SECURITY", "INTEGRATION"), ("GROUP", "PROVIDER")}
+_SHOW_FE = {"AUTHENTICATION", "USERS", "GRANTS", "ROLES"}
+_SHOW_FE_PAIRS = {("ALL", "AUTHENTICATION"), ("SECURITY", "INTEGRATIONS"), ("GROUP", "PROVIDERS")}
+
+_dialect = FeDialect()
+
+
+def is_fe_statement(sql: str) -> bool:
+    if len(sql) > _MAX_FE_STATEMENT:
+        return False
+    try:
+        tokens = _dialect.tokenize(sql)
+    except sqlglot.errors.SqlglotError:
+        return False  # not even tokens: the database's own error is the better answer
+    words = [_word(token) for token in tokens[:_LOOK_AHEAD]]
+    if not words:
+        return False
+    first, rest = words[0], words[1:]
+    if first in ("CREATE", "ALTER", "DROP"):
+        return _names_fe_object(rest)
+    if first in ("GRANT", "REVOKE"):
+        # GRANT role TO … is fe's; GRANT <privilege> ON <object> TO … (and GRANT PROXY ON …) is the database's.
+        return not any(token.token_type == TokenType.ON for token in tokens)
+    if first == "SET":
+        return rest[:1] == ["PASSWORD"]
+    if first == "ADMIN":
+        return rest[1:3] == ["FRONTEND", "CONFIG"]
+    if first == "SHOW":
+        return _shows_fe(rest, tokens)
+    return False
+
+
+def _word(token: Token) -> str:
+    return token.text.upper() if token.token_type != TokenType.STRING else ""
+
+
+def _names_fe_object(words: list[str]) -> bool:
+    if words[:1] and words[0] in _OBJECTS:
+        return True
+    return tuple(words[:2]) in _FE_OBJECTS
+
+
+def _shows_fe(words: list[str], tokens: list[Token]) -> bool:
+    if words[:1] and words[0] in _SHOW_FE:
+        return True
+    if tuple(words[:2]) in _SHOW_FE_PAIRS:
+        return True
+    if words[:1] == ["CREATE"] and tuple(words[1:3]) in _FE_OBJECTS:
+        return True
+    if "STATUS" in words[:2]:
+        # SHOW [GLOBAL|SESSION] STATUS LIKE 'Fe_%': fe's own counters; the database's otherwise.
+        patterns = [token.text for token in tokens if token.token_type == TokenType.STRING]
+        return bool(patterns) and patterns[0].lower().startswith("fe")
+    return False
