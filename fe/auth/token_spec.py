@@ -5,8 +5,12 @@
 Ours, beyond StarRocks: validated when the statement runs (nothing stored on error); issuer and audience take
 a string, a comma-separated string or a JSON array, and an omitted one is not checked; `jwks_url` is an
 http(s) URL or a path inside `<home>/conf`; an optional `allowed_algorithms` list narrows the algorithms;
-`token_as_password: false` keeps the user to the OpenID Connect client plugin. A `principal_field` starting
+`token_as_password: false` keeps the user to the OpenID Connect client plugin; `group_provider` (a comma-separated
+string or an array) names the group providers whose groups the user's session gets. A `principal_field` starting
 with `/` is a JSON Pointer into the claims (RFC 6901), as in newer StarRocks.
+
+The value checks are shared with security integrations' PROPERTIES (fe/catalog/integration.py): `validate_string`,
+`validate_string_list`, `check_jwks_location`, `check_conf_file`.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ _KEYS = (
     "required_audience",
     "allowed_algorithms",
     "token_as_password",
+    "group_provider",
 )
 _MAX_TEXT = 64 * 1024
 _MAX_VALUE = 2048
@@ -62,6 +67,8 @@ class TokenAuthSpec:
     allowed_algorithms: tuple[str, ...] | None = None
     # False: this user may log in only through the OpenID Connect client plugin, never with the token as password.
     token_as_password: bool = True
+    # Group providers (by name) whose groups a session of this user gets; None: none named.
+    group_providers: tuple[str, ...] | None = None
     # The reference tokens when principal_field is a JSON Pointer ("/realm_access/username"), else None.
     principal_pointer: tuple[str, ...] | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -79,6 +86,12 @@ class TokenAuthSpec:
     def is_remote(self) -> bool:
         return self.jwks_url.startswith(("http://", "https://"))
 
+    @property
+    def discovers_keys(self) -> bool:
+        """No jwks_url: the keys are to be found through the issuer's OpenID Connect Discovery document (only
+        security integrations with a required_issuer are stored this way)."""
+        return not self.jwks_url
+
     def to_json(self) -> str:
         """The normalised form, stored in the catalog and shown by SHOW AUTHENTICATION."""
         doc: dict[str, object] = {"jwks_url": self.jwks_url, "principal_field": self.principal_field}
@@ -90,6 +103,8 @@ class TokenAuthSpec:
             doc["allowed_algorithms"] = list(self.allowed_algorithms)
         if not self.token_as_password:
             doc["token_as_password"] = False  # only when off, so the JSON of every other user stays as it was
+        if self.group_providers is not None:
+            doc["group_provider"] = list(self.group_providers)
         return json.dumps(doc, separators=(", ", ": "))
 
     @classmethod
@@ -108,6 +123,7 @@ class TokenAuthSpec:
             required_audience=strings("required_audience"),
             allowed_algorithms=strings("allowed_algorithms"),
             token_as_password=doc.get("token_as_password", True) is not False,
+            group_providers=strings("group_provider"),
         )
 
 
@@ -139,21 +155,22 @@ def parse_token_auth_string(
         raise InvalidAuthString("'jwks_url' is required")
 
     jwks_url = _string(doc, "jwks_url")
-    warnings = _check_jwks_location(jwks_url, conf_dir, require_https)
+    warnings = check_jwks_location(jwks_url, conf_dir, require_https)
     principal_field = _string(doc, "principal_field") if "principal_field" in doc else "sub"
     token_as_password = _boolean(doc, "token_as_password", default=True)
     issuers = _string_list(doc, "required_issuer")
     audiences = _string_list(doc, "required_audience")
     algorithms = _string_list(doc, "allowed_algorithms")
     if algorithms is not None:
-        bad = [a for a in algorithms if a not in SUPPORTED_ALGORITHMS]
-        if bad:
-            raise InvalidAuthString(
-                f"'allowed_algorithms' has unsupported algorithm {bad[0]!r}; "
-                f"supported: {', '.join(SUPPORTED_ALGORITHMS)}"
-            )
+        check_algorithms(algorithms)
     spec = TokenAuthSpec(
-        jwks_url, principal_field, issuers, audiences, algorithms, token_as_password=token_as_password
+        jwks_url,
+        principal_field,
+        issuers,
+        audiences,
+        algorithms,
+        token_as_password=token_as_password,
+        group_providers=_string_list(doc, "group_provider"),
     )  # raises InvalidAuthString for a malformed JSON Pointer in principal_field
     if audiences is None:
         warnings.append(NO_AUDIENCE_WARNING)
@@ -179,8 +196,20 @@ def _json_type(value: object) -> str:
     return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
 
 
+def check_algorithms(algorithms: tuple[str, ...]) -> None:
+    bad = [a for a in algorithms if a not in SUPPORTED_ALGORITHMS]
+    if bad:
+        raise InvalidAuthString(
+            f"'allowed_algorithms' has unsupported algorithm {bad[0]!r}; supported: {', '.join(SUPPORTED_ALGORITHMS)}"
+        )
+
+
 def _string(doc: dict[str, object], key: str) -> str:
-    value = doc[key]
+    return validate_string(key, doc[key])
+
+
+def validate_string(key: str, value: object) -> str:
+    """A non-empty string value of `key`, stripped; InvalidAuthString naming the key otherwise."""
     if not isinstance(value, str):
         raise InvalidAuthString(f"'{key}' must be a string, not {_json_type(value)}")
     value = value.strip()
@@ -205,7 +234,11 @@ def _boolean(doc: dict[str, object], key: str, *, default: bool) -> bool:
 def _string_list(doc: dict[str, object], key: str) -> tuple[str, ...] | None:
     if key not in doc:
         return None
-    value = doc[key]
+    return validate_string_list(key, doc[key])
+
+
+def validate_string_list(key: str, value: object) -> tuple[str, ...]:
+    """A string, a comma-separated string or an array of strings: its entries, stripped, without repeats."""
     if isinstance(value, str):
         items = [part.strip() for part in value.split(",")]
     elif isinstance(value, list):
@@ -222,25 +255,26 @@ def _string_list(doc: dict[str, object], key: str) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(items))
 
 
-def conf_relative_path(name: str) -> PurePosixPath:
-    """A key file's `jwks_url` as a path inside conf/: relative, no `..`, no `~`, no drive letter, no URL scheme.
+def conf_relative_path(name: str, key: str = "jwks_url") -> PurePosixPath:
+    """A file named by `key` (a key file's `jwks_url`, a group file) as a path inside conf/: relative, no `..`,
+    no `~`, no drive letter, no URL scheme.
 
-    Raises InvalidAuthString saying what is wrong. Links are checked where the path is resolved (at CREATE USER,
+    Raises InvalidAuthString saying what is wrong. Links are checked where the path is resolved (at CREATE time,
     and again each time the file is read).
     """
     if "://" in name:
-        raise InvalidAuthString(
-            f"'jwks_url' {name!r}: only http:// and https:// URLs or a file under conf/ are allowed"
-        )
+        allowed = "only http:// and https:// URLs or a file under conf/ are allowed"
+        raise InvalidAuthString(f"'{key}' {name!r}: {allowed if key == 'jwks_url' else 'only a file under conf/'}")
     relative = PurePosixPath(name.replace("\\", "/"))
     if relative.is_absolute() or name.startswith("~") or (len(name) > 1 and name[1] == ":"):
-        raise InvalidAuthString(f"'jwks_url' {name!r} must be a path relative to conf/, not an absolute path")
+        raise InvalidAuthString(f"'{key}' {name!r} must be a path relative to conf/, not an absolute path")
     if ".." in relative.parts:
-        raise InvalidAuthString(f"'jwks_url' {name!r} escapes conf/")
+        raise InvalidAuthString(f"'{key}' {name!r} escapes conf/")
     return relative
 
 
-def _check_jwks_location(jwks_url: str, conf_dir: Path, require_https: bool) -> list[str]:
+def check_jwks_location(jwks_url: str, conf_dir: Path, require_https: bool) -> list[str]:
+    """Refuse a `jwks_url` that is neither a usable http(s) URL nor a file inside conf/; return warnings."""
     lowered = jwks_url.lower()
     if lowered.startswith(("http://", "https://")):
         parts = urlsplit(jwks_url)
@@ -264,7 +298,13 @@ def _check_jwks_location(jwks_url: str, conf_dir: Path, require_https: bool) -> 
                 )
             return [PLAIN_HTTP_WARNING]
         return []
-    relative = conf_relative_path(jwks_url)
+    return check_conf_file(jwks_url, conf_dir, "jwks_url", "key file", "logins will fail until it is created")
+
+
+def check_conf_file(name: str, conf_dir: Path, key: str, what: str, until: str) -> list[str]:
+    """A file (`what`: "key file", "group file") named by property `key`, inside conf/ even through links; a
+    missing one only warns (`until`: what happens meanwhile). Raises InvalidAuthString naming the problem."""
+    relative = conf_relative_path(name, key)
     path = conf_dir / relative
     try:
         resolved = path.resolve()
@@ -272,9 +312,9 @@ def _check_jwks_location(jwks_url: str, conf_dir: Path, require_https: bool) -> 
     except (OSError, RuntimeError):
         inside = False
     if not inside:
-        raise InvalidAuthString(f"'jwks_url' {jwks_url!r} escapes conf/ (through a link)")
+        raise InvalidAuthString(f"'{key}' {name!r} escapes conf/ (through a link)")
     if not path.exists():
-        return [f"key file conf/{relative} does not exist yet; logins will fail until it is created"]
+        return [f"{what} conf/{relative} does not exist yet; {until}"]
     if not path.is_file():
-        raise InvalidAuthString(f"'jwks_url' conf/{relative} is not a regular file")
+        raise InvalidAuthString(f"'{key}' conf/{relative} is not a regular file")
     return []
