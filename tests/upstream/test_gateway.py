@@ -6,6 +6,7 @@ the upstream's faults become clear errors."""
 from __future__ import annotations
 
 import json
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from fe.auth.devtools import generate_signing_key, mint_token
 from tests.conftest import ROOT_PASSWORD, root_execute
 from tests.support.clients import ALL_CLIENTS
 from tests.support.mariadb_server import MariaDbServer
+from tests.support.rawclient import RawClient
 from tests.support.server import FeProcess, running_fe
 
 TLS = {"check_hostname": False, "verify_mode": 0}
@@ -236,3 +238,65 @@ def test_an_upstream_that_is_down_at_login_is_the_logins_error(mariadb: MariaDbS
             pymysql.connect(host=server.host, port=server.port, user="root", password=ROOT_PASSWORD, ssl=TLS)
         assert refused.value.args[0] == 1045 and "upstream" in refused.value.args[1]
         server.wait_for_log(r"login user=root .*outcome=failure reason=upstream_down")
+
+
+def test_an_upstream_at_its_connection_limit_refuses_the_login_clearly(gateway: Gateway) -> None:
+    """MAX_USER_CONNECTIONS 1 on the mapped account: a second concurrent session cannot get its upstream leg."""
+    gateway.mariadb.execute(f"ALTER USER '{UPSTREAM_READER[0]}'@'%' WITH MAX_USER_CONNECTIONS 1")
+    try:
+        first = gateway.connect("ana", "Ana-pw-1")
+        try:
+            with pytest.raises(pymysql.err.OperationalError) as refused:
+                gateway.connect("ana", "Ana-pw-1")
+            assert refused.value.args[0] == 1045 and "upstream" in refused.value.args[1]
+            gateway.fe.wait_for_log(r"login user=ana .*outcome=failure reason=upstream_refused")
+            assert _rows(first, "SELECT 1") == [(1,)]  # the first session goes on
+        finally:
+            first.close()
+    finally:
+        gateway.mariadb.execute(f"ALTER USER '{UPSTREAM_READER[0]}'@'%' WITH MAX_USER_CONNECTIONS 0")
+
+
+def test_a_client_that_vanishes_mid_result_frees_its_upstream_connection(gateway: Gateway) -> None:
+    def upstream_sessions() -> int:
+        rows = gateway.mariadb.execute(
+            f"SELECT COUNT(*) FROM information_schema.processlist WHERE user = '{UPSTREAM_DEFAULT[0]}'"
+        )
+        return int(rows[0][0])  # type: ignore[arg-type]
+
+    client = RawClient(gateway.fe.host, gateway.fe.port)
+    assert client.login("pat", "Pat-pw-1", tls=True)[:1] == b"\x00"
+    baseline = upstream_sessions()
+    client.send_packet(b"\x03SELECT REPEAT('x', 1000000) FROM gw.seq_1_to_200", seq=0)  # 200 MB, streamed
+    client.read_packet()  # the column count: the result is on its way
+    client.sock.shutdown(socket.SHUT_RDWR)  # gone mid-result, without a word
+    client.close()
+    deadline = time.monotonic() + 10
+    while upstream_sessions() >= baseline and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert upstream_sessions() < baseline, "the upstream connection of a vanished client was kept"
+    survivor = gateway.connect("pat", "Pat-pw-1")
+    assert _rows(survivor, "SELECT 1") == [(1,)]
+    survivor.close()
+
+
+def test_load_data_local_infile_only_when_the_client_allowed_it(gateway: Gateway, tmp_path: Path) -> None:
+    gateway.mariadb.execute("SET GLOBAL local_infile = 1")
+    data = tmp_path / "notes.tsv"
+    data.write_text("200\tfrom a file\n201\tand another\n")
+    load = f"LOAD DATA LOCAL INFILE '{data}' INTO TABLE gw.notes"
+    allowed = gateway.connect("pat", "Pat-pw-1", local_infile=True)
+    try:
+        _rows(allowed, "DELETE FROM gw.notes WHERE id >= 200")
+        _rows(allowed, load)
+        allowed.commit()
+        assert _rows(allowed, "SELECT COUNT(*) FROM gw.notes WHERE id >= 200") == [(2,)]
+    finally:
+        allowed.close()
+    refused = gateway.connect("pat", "Pat-pw-1")
+    try:
+        with pytest.raises(pymysql.err.MySQLError):
+            _rows(refused, load)
+        assert _rows(refused, "SELECT 1") == [(1,)]
+    finally:
+        refused.close()
