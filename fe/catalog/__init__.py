@@ -1,4 +1,5 @@
-"""The persisted user catalog: identities, how they log in, roles and role grants."""
+"""The persisted user catalog: identities, how they log in, roles and role grants; security integrations, group
+providers, roles of external groups and the authentication chain."""
 
 from fe.catalog.account import (
     ADMIN_ROLES,
@@ -18,6 +19,13 @@ from fe.catalog.errors import (
     CatalogBusyError,
     CatalogError,
     CatalogOperationError,
+    GroupProviderExistsError,
+    GroupProviderInUseError,
+    GroupProviderNotFoundError,
+    IntegrationExistsError,
+    IntegrationInUseError,
+    IntegrationNotFoundError,
+    InvalidChainError,
     ProtectedObjectError,
     RoleCycleError,
     RoleExistsError,
@@ -27,6 +35,8 @@ from fe.catalog.errors import (
     UserNotFoundError,
 )
 from fe.catalog.identity import format_identity
+from fe.catalog.integration import NATIVE, SecurityIntegration
+from fe.catalog.security import SecuritySnapshot
 from fe.catalog.store import Catalog
 
 __all__ = [
@@ -34,6 +44,7 @@ __all__ = [
     "BUILTIN_ROLES",
     "CACHING_SHA2",
     "MYSQL_NATIVE",
+    "NATIVE",
     "PASSWORD_PLUGINS",
     "PUBLIC_ROLE",
     "ROOT_HOST",
@@ -46,11 +57,20 @@ __all__ = [
     "CatalogError",
     "CatalogOperationError",
     "Credentials",
+    "GroupProviderExistsError",
+    "GroupProviderInUseError",
+    "GroupProviderNotFoundError",
+    "IntegrationExistsError",
+    "IntegrationInUseError",
+    "IntegrationNotFoundError",
+    "InvalidChainError",
     "ProtectedObjectError",
     "RoleCycleError",
     "RoleExistsError",
     "RoleNotFoundError",
     "RoleNotGrantedError",
+    "SecurityIntegration",
+    "SecuritySnapshot",
     "UserExistsError",
     "UserNotFoundError",
     "format_identity",

@@ -61,3 +61,53 @@ class RoleCycleError(CatalogOperationError):
 
 class CatalogBusyError(CatalogOperationError):
     """The catalog stayed locked by another process past the busy timeout, or the disk refused the write."""
+
+
+class IntegrationExistsError(CatalogOperationError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"security integration '{name}' already exists")  # StarRocks' text
+        self.name = name
+
+
+class IntegrationNotFoundError(CatalogOperationError):
+    def __init__(self, name: str, *, in_chain: bool = False) -> None:
+        text = f"security integration '{name}' not found"  # StarRocks' text
+        if in_chain:
+            text = f"'authentication_chain' names {text}"
+        super().__init__(text)
+        self.name = name
+
+
+class IntegrationInUseError(CatalogOperationError):
+    """DROP SECURITY INTEGRATION of one the authentication chain names."""
+
+    def __init__(self, name: str, chain: str, remaining: str, *, from_settings: bool) -> None:
+        where = "fe.conf's authentication_chain" if from_settings else "authentication_chain"
+        super().__init__(
+            f"security integration '{name}' is in {where} ({chain}); take it out first: "
+            f'ADMIN SET FRONTEND CONFIG ("authentication_chain" = "{remaining}")'
+        )
+        self.name = name
+
+
+class GroupProviderExistsError(CatalogOperationError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Group Provider '{name}' already exists")  # StarRocks' text
+        self.name = name
+
+
+class GroupProviderNotFoundError(CatalogOperationError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Group Provider '{name}' not found")  # StarRocks' text
+        self.name = name
+
+
+class GroupProviderInUseError(CatalogOperationError):
+    def __init__(self, name: str, user: str) -> None:
+        super().__init__(f"Group Provider '{name}' is used by {user}; change or drop that first")
+        self.name = name
+        self.user = user
+
+
+class InvalidChainError(CatalogOperationError):
+    """An authentication_chain that is not a list of `native` and existing integrations, each once."""

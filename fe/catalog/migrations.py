@@ -86,10 +86,46 @@ def _v3_role_inheritance(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX role_inheritance_by_granted ON role_inheritance (granted_role)")
 
 
+def _v4_integrations_group_providers_external_groups(conn: sqlite3.Connection) -> None:
+    """Security integrations and group providers (their validated, normalised PROPERTIES as a JSON object), roles
+    granted to external groups, and the frontend settings ADMIN SET FRONTEND CONFIG persists."""
+    for table in ("security_integrations", "group_providers"):
+        conn.execute(
+            f"""
+            CREATE TABLE {table} (
+                name       TEXT PRIMARY KEY,
+                type       TEXT NOT NULL,
+                properties TEXT NOT NULL,
+                created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+            ) WITHOUT ROWID
+            """
+        )
+    conn.execute(
+        """
+        CREATE TABLE external_group_grants (
+            group_name TEXT NOT NULL,
+            role       TEXT NOT NULL REFERENCES roles (name) ON DELETE CASCADE,
+            PRIMARY KEY (group_name, role)
+        ) WITHOUT ROWID
+        """
+    )
+    conn.execute("CREATE INDEX external_group_grants_by_role ON external_group_grants (role)")
+    conn.execute(
+        """
+        CREATE TABLE frontend_config (
+            key        TEXT PRIMARY KEY,
+            value      TEXT NOT NULL,
+            updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+        ) WITHOUT ROWID
+        """
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _v1_users_roles_grants,
     _v2_plugin_display_and_default_roles,
     _v3_role_inheritance,
+    _v4_integrations_group_providers_external_groups,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -4,6 +4,9 @@ Durability: every write is a short `BEGIN IMMEDIATE` transaction committed with 
 statement that returned OK survives `kill -9`. Other processes' commits are visible to the next read, since
 every read queries the file (a lookup by name is a primary-key probe: a few microseconds).
 
+Security integrations, group providers, external group grants and the authentication chain are read by logins
+from one cached snapshot (fe/catalog/security.py), dropped on any change like the login lookups.
+
 Threads: reads (logins, on the event loop) and writes (worker threads) use two connections, each behind its own
 lock. A write may wait up to the busy timeout for another process's write lock; it waits holding only the write
 connection, so reads never queue behind it (WAL readers do not wait for writers). Every method is safe to call
@@ -23,7 +26,9 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 
+from fe.auth.groups import GroupProvider
 from fe.auth.passwords import hash_password
+from fe.auth.token_spec import TOKEN_PLUGINS
 from fe.catalog import identity
 from fe.catalog.account import (
     BUILTIN_ROLES,
@@ -37,6 +42,11 @@ from fe.catalog.account import (
 from fe.catalog.errors import (
     CatalogBusyError,
     CatalogError,
+    GroupProviderExistsError,
+    GroupProviderNotFoundError,
+    IntegrationExistsError,
+    IntegrationNotFoundError,
+    InvalidChainError,
     ProtectedObjectError,
     RoleCycleError,
     RoleExistsError,
@@ -45,7 +55,23 @@ from fe.catalog.errors import (
     UserExistsError,
     UserNotFoundError,
 )
+from fe.catalog.integration import NATIVE, SecurityIntegration
 from fe.catalog.migrations import APPLICATION_ID, SCHEMA_VERSION, migrate, schema_version
+from fe.catalog.security import (
+    CHAIN_KEY,
+    DEFAULT_CHAIN,
+    SecuritySnapshot,
+    chain_problem,
+    integration_properties,
+    load_snapshot,
+    properties_json,
+    provider_properties,
+    refuse_if_in_chain,
+    refuse_if_provider_used,
+    require_group_providers,
+    require_integrations,
+    token_user_providers,
+)
 
 BUSY_TIMEOUT_MS = 5000
 
@@ -72,6 +98,10 @@ class Catalog:
         # server's job (fe.server.domains), never done here.
         self._domain_addresses: Callable[[str], Collection[str]] = lambda _domain: ()
         self._domain_version: Callable[[], int] = lambda: 0
+        # The chain logins walk while the catalog stores none (the authentication_chain setting).
+        self._default_chain: tuple[str, ...] = DEFAULT_CHAIN
+        self._security: SecuritySnapshot | None = None
+        self._security_version = -1
 
     # ----------------------------------------------------------------- opening and closing
 
@@ -213,6 +243,177 @@ class Catalog:
                 held |= self._roles_of_role(conn, role, direct=False)
         return frozenset(held)
 
+    # ----------------------------------------------------------------- the authentication chain's reads
+
+    def security_snapshot(self, data_version: int | None = None) -> SecuritySnapshot:
+        """The chain, integrations, group providers and external group grants, as one consistent view; cached
+        until the catalog changes. `data_version`: as for find_login_account (spares the marker's second read)."""
+        if data_version is None:
+            data_version = self._data_version()
+        with self._cache_lock:
+            snapshot = self._security
+            if snapshot is not None and self._security_version == data_version:
+                return snapshot
+            writes, default_chain = self._writes, self._default_chain
+        with self._read() as conn:
+            snapshot = load_snapshot(conn, default_chain)
+        with self._cache_lock:
+            if self._writes == writes and self._default_chain == default_chain:
+                self._security, self._security_version = snapshot, data_version
+        return snapshot
+
+    def set_default_authentication_chain(self, chain: Sequence[str]) -> None:
+        """The chain used while the catalog stores none (the authentication_chain setting of fe.conf)."""
+        with self._cache_lock:
+            self._default_chain = tuple(chain)
+            self._security = None
+
+    @property
+    def default_authentication_chain(self) -> tuple[str, ...]:
+        return self._default_chain
+
+    def authentication_chain(self, data_version: int | None = None) -> tuple[str, ...]:
+        """`native` and integration names, in the order logins try them (names are not checked for existence
+        when the chain comes from fe.conf: skip those get_integration does not know)."""
+        return self.security_snapshot(data_version).chain
+
+    def list_integrations(self, data_version: int | None = None) -> tuple[SecurityIntegration, ...]:
+        return tuple(self.security_snapshot(data_version).integrations.values())
+
+    def get_integration(self, name: str, data_version: int | None = None) -> SecurityIntegration | None:
+        return self.security_snapshot(data_version).integrations.get(name)
+
+    def list_group_providers(self, data_version: int | None = None) -> tuple[GroupProvider, ...]:
+        return tuple(self.security_snapshot(data_version).group_providers.values())
+
+    def get_group_provider(self, name: str, data_version: int | None = None) -> GroupProvider | None:
+        return self.security_snapshot(data_version).group_providers.get(name)
+
+    def group_providers(self, names: Iterable[str], data_version: int | None = None) -> tuple[GroupProvider, ...]:
+        """The providers of these names, in that order; a name no provider has (any longer) is left out."""
+        known = self.security_snapshot(data_version).group_providers
+        return tuple(known[name] for name in names if name in known)
+
+    def roles_of_external_groups(
+        self, groups: Iterable[str], *, inherited: bool = False, data_version: int | None = None
+    ) -> dict[str, frozenset[str]]:
+        """Group → the roles granted to it (with `inherited`, and every role those hold); groups without any are
+        left out."""
+        return self.security_snapshot(data_version).roles_of_external_groups(groups, inherited=inherited)
+
+    # ----------------------------------------------------------------- security integrations
+
+    def create_security_integration(self, integration: SecurityIntegration, *, if_not_exists: bool = False) -> bool:
+        """Store a validated integration. False (nothing changes) if the name exists and `if_not_exists`."""
+        if integration.name.lower() == NATIVE:
+            raise ProtectedObjectError(
+                f"'{integration.name}' is a reserved name: 'native' stands for the catalog's own users in "
+                "authentication_chain"
+            )
+        with self._write() as conn:
+            if integration_properties(conn, integration.name) is not None:
+                if if_not_exists:
+                    return False
+                raise IntegrationExistsError(integration.name)
+            require_group_providers(conn, integration.group_providers)
+            conn.execute(
+                "INSERT INTO security_integrations (name, type, properties) VALUES (?, ?, ?)",
+                (integration.name, integration.type, properties_json(integration.properties)),
+            )
+            return True
+
+    def alter_security_integration(
+        self, name: str, rewrite: Callable[[list[tuple[str, str]]], SecurityIntegration]
+    ) -> SecurityIntegration:
+        """Replace an integration by `rewrite(its current properties)`, run inside the write transaction (two
+        ALTERs at once both take effect); whatever `rewrite` raises leaves it unchanged."""
+        with self._write() as conn:
+            current = integration_properties(conn, name)
+            if current is None:
+                raise IntegrationNotFoundError(name)
+            updated = rewrite(current)
+            require_group_providers(conn, updated.group_providers)
+            conn.execute(
+                "UPDATE security_integrations SET properties = ? WHERE name = ?",
+                (properties_json(updated.properties), name),
+            )
+            return updated
+
+    def drop_security_integration(self, name: str, *, if_exists: bool = False) -> bool:
+        """Drop an integration; refused while the authentication chain names it."""
+        with self._write() as conn:
+            if integration_properties(conn, name) is None:
+                if if_exists:
+                    return False
+                raise IntegrationNotFoundError(name)
+            refuse_if_in_chain(conn, name, self._default_chain)
+            conn.execute("DELETE FROM security_integrations WHERE name = ?", (name,))
+            return True
+
+    def set_authentication_chain(self, chain: Sequence[str]) -> None:
+        """Persist the chain: `native` once, and integrations that exist, each once."""
+        problem = chain_problem(chain)
+        if problem is not None:
+            raise InvalidChainError(problem)
+        with self._write() as conn:
+            require_integrations(conn, chain)
+            conn.execute(
+                """
+                INSERT INTO frontend_config (key, value) VALUES (?, ?)
+                ON CONFLICT (key) DO UPDATE
+                SET value = excluded.value, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+                """,
+                (CHAIN_KEY, ",".join(chain)),
+            )
+
+    # ----------------------------------------------------------------- group providers
+
+    def create_group_provider(self, provider: GroupProvider, *, if_not_exists: bool = False) -> bool:
+        with self._write() as conn:
+            if provider_properties(conn, provider.name) is not None:
+                if if_not_exists:
+                    return False
+                raise GroupProviderExistsError(provider.name)
+            conn.execute(
+                "INSERT INTO group_providers (name, type, properties) VALUES (?, ?, ?)",
+                (provider.name, provider.type, properties_json(provider.properties)),
+            )
+            return True
+
+    def drop_group_provider(self, name: str, *, if_exists: bool = False) -> bool:
+        """Drop a provider; refused while an integration or a token user names it."""
+        with self._write() as conn:
+            if provider_properties(conn, name) is None:
+                if if_exists:
+                    return False
+                raise GroupProviderNotFoundError(name)
+            refuse_if_provider_used(conn, name)
+            conn.execute("DELETE FROM group_providers WHERE name = ?", (name,))
+            return True
+
+    # ----------------------------------------------------------------- roles of external groups
+
+    def grant_roles_to_external_group(self, group: str, roles: Sequence[str]) -> tuple[str, ...]:
+        """GRANT roles TO EXTERNAL GROUP group; returns those it already held."""
+        with self._write() as conn:
+            _require_roles(conn, roles)
+            held = _external_group_roles(conn, group)
+            conn.executemany(
+                "INSERT INTO external_group_grants (group_name, role) VALUES (?, ?)",
+                [(group, role) for role in dict.fromkeys(roles) if role not in held],
+            )
+            return tuple(role for role in roles if role in held)
+
+    def revoke_roles_from_external_group(self, group: str, roles: Sequence[str]) -> tuple[str, ...]:
+        """REVOKE roles FROM EXTERNAL GROUP group; returns those it did not hold."""
+        with self._write() as conn:
+            _require_roles(conn, roles)
+            held = _external_group_roles(conn, group)
+            conn.executemany(
+                "DELETE FROM external_group_grants WHERE group_name = ? AND role = ?", [(group, r) for r in roles]
+            )
+            return tuple(role for role in roles if role not in held)
+
     # ----------------------------------------------------------------- users
 
     def create_user(
@@ -236,6 +437,7 @@ class Catalog:
                     return False
                 raise UserExistsError(name, host)
             _require_roles(conn, default_roles)
+            _require_credentials_providers(conn, credentials)
             conn.execute(
                 "INSERT INTO users (name, host, plugin, auth_string, plugin_display) VALUES (?, ?, ?, ?, ?)",
                 (name, host, credentials.plugin, credentials.auth_string, credentials.plugin_display),
@@ -247,6 +449,7 @@ class Catalog:
     def alter_credentials(self, name: str, host: str, credentials: Credentials, *, if_exists: bool = False) -> bool:
         """Replace how the identity logs in (password ↔ token both ways). False if absent and `if_exists`."""
         with self._write() as conn:
+            _require_credentials_providers(conn, credentials)
             cursor = conn.execute(
                 "UPDATE users SET plugin = ?, auth_string = ?, plugin_display = ? WHERE name = ? AND host = ?",
                 (credentials.plugin, credentials.auth_string, credentials.plugin_display, name, host),
@@ -414,6 +617,7 @@ class Catalog:
             with self._cache_lock:
                 self._writes += 1
                 self._login_cache.clear()
+                self._security = None
 
     def _account_from_row(self, conn: sqlite3.Connection, row: Sequence[str]) -> Account:
         name, host = row[0], row[1]
@@ -481,6 +685,15 @@ def _require_roles(conn: sqlite3.Connection, roles: Iterable[str]) -> None:
     for role in roles:
         if conn.execute("SELECT 1 FROM roles WHERE name = ?", (role,)).fetchone() is None:
             raise RoleNotFoundError(role)
+
+
+def _require_credentials_providers(conn: sqlite3.Connection, credentials: Credentials) -> None:
+    if credentials.plugin in TOKEN_PLUGINS:
+        require_group_providers(conn, token_user_providers(credentials.auth_string))
+
+
+def _external_group_roles(conn: sqlite3.Connection, group: str) -> set[str]:
+    return {role for (role,) in conn.execute("SELECT role FROM external_group_grants WHERE group_name = ?", (group,))}
 
 
 def _insert_grants(conn: sqlite3.Connection, name: str, host: str, roles: Iterable[str]) -> None:
