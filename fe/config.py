@@ -105,6 +105,10 @@ class Settings:
     upstream_ca: str = ""
     upstream_pool_size: int = 64
     upstream_pool_idle_seconds: float = 60.0
+    # The longest silence within one upstream response before the session is ended (0: as long as it takes, as
+    # a long query may); and how long the upstream login may take.
+    upstream_read_timeout_seconds: float = 0.0
+    upstream_connect_timeout_seconds: float = 10.0
 
     # Domain identities ('name'@['domain']): how often their domains are resolved again.
     domain_refresh_seconds: float = 60.0

@@ -175,7 +175,13 @@ def make_gateway(settings: Settings, environ: Mapping[str, str] = os.environ) ->
             f"upstream_tls must be disabled, required, verify_ca or verify_identity, got {settings.upstream_tls!r}"
         ) from None
     ca_file = str(settings.resolve(settings.upstream_ca)) if settings.upstream_ca else None
-    server = UpstreamServer(host.strip("[]"), int(port_text), TlsOptions(mode, ca_file))
+    server = UpstreamServer(
+        host.strip("[]"),
+        int(port_text),
+        TlsOptions(mode, ca_file),
+        connect_timeout=settings.upstream_connect_timeout_seconds,
+        read_timeout=settings.upstream_read_timeout_seconds or None,
+    )
     default = None
     if settings.upstream_user:
         default = UpstreamAccount(settings.upstream_user, _password(settings, environ, settings.upstream_user, True))
