@@ -1,7 +1,8 @@
 """Running the account statements against the catalog: who may, what is stored, which error otherwise.
 
-Only root and members of `root` / `user_admin` may manage users, roles and grants; anyone may SET PASSWORD for
-their own password identity and look at their own grants and authentication. Granting, revoking or altering
+Only root and members of `root` / `user_admin` (granted to the account, or to one of the session's external groups)
+may manage users, roles and grants; anyone may SET PASSWORD for their own password identity and look at their own
+grants and authentication. Granting, revoking or altering
 anything about root itself is reserved to root: giving the role root by any path (one rule,
 `_require_may_give`), and changing or dropping an account that holds it.
 
@@ -16,6 +17,7 @@ from collections.abc import Collection, Iterable, Sequence
 from fe.auth.passwords import hash_password, native_hash
 from fe.auth.token_spec import TOKEN_PLUGINS, InvalidAuthString, parse_token_auth_string
 from fe.catalog import (
+    ADMIN_ROLES,
     CACHING_SHA2,
     MYSQL_NATIVE,
     ROOT_HOST,
@@ -25,6 +27,7 @@ from fe.catalog import (
     Catalog,
     CatalogBusyError,
     Credentials,
+    GroupProviderNotFoundError,
     ProtectedObjectError,
     RoleCycleError,
     RoleExistsError,
@@ -48,6 +51,7 @@ NO_PLUGIN_NAMED = ""
 HOST_PATTERN = re.compile(r"^[\w.:%-]{1,255}$", re.ASCII)
 DOMAIN_HOST_PATTERN = re.compile(r"^\[[A-Za-z0-9_.-]{1,253}\]$", re.ASCII)
 _NATIVE_HASH_PATTERN = re.compile(r"^\*[0-9A-Fa-f]{40}$")
+MAX_GROUP_NAME = 256
 
 
 class AccountStatements:
@@ -78,6 +82,8 @@ class AccountStatements:
             raise errors.operation_failed(operation, _who(name, host), str(exc)) from None
         except RoleNotFoundError as exc:
             raise errors.unknown_authorization_id(exc.role, reason=str(exc)) from None
+        except GroupProviderNotFoundError as exc:
+            raise errors.wrong_arguments(operation, str(exc)) from None
         if not created:
             _note(
                 session,
@@ -117,6 +123,8 @@ class AccountStatements:
             raise errors.unknown_authorization_id(exc.role, reason=str(exc)) from None
         except RoleNotGrantedError as exc:
             raise errors.role_not_granted(exc.role, _who(name, host)) from None
+        except GroupProviderNotFoundError as exc:
+            raise errors.wrong_arguments(operation, str(exc)) from None
         return _ok(session)
 
     def drop_user(self, session: Session, stmt: st.DropUser) -> OkResult:
@@ -192,6 +200,8 @@ class AccountStatements:
         roles = self._role_names(stmt.roles, operation)
         if stmt.role is not None:
             return self._grant_to_role(session, roles, stmt.role, operation)
+        if stmt.group is not None:
+            return self._grant_to_group(session, roles, stmt.group, operation)
         assert stmt.user is not None
         name, host = self._identity(session, stmt.user, operation)
         self._require_may_give(session, roles)
@@ -209,6 +219,8 @@ class AccountStatements:
         roles = self._role_names(stmt.roles, operation)
         if stmt.role is not None:
             return self._revoke_from_role(session, roles, stmt.role, operation)
+        if stmt.group is not None:
+            return self._revoke_from_group(session, roles, stmt.group, operation)
         assert stmt.user is not None
         name, host = self._identity(session, stmt.user, operation)
         if ROOT_ROLE in roles:
@@ -248,6 +260,28 @@ class AccountStatements:
             _note(session, ErrorCode.ROLE_NOT_GRANTED, f"`{granted}`@`%` is not granted to role '{role}'")
         return _ok(session)
 
+    def _grant_to_group(self, session: Session, roles: tuple[str, ...], group: str, operation: str) -> OkResult:
+        group = _group_name(group, operation)
+        self._require_may_give(session, roles)
+        try:
+            self._catalog.grant_roles_to_external_group(group, roles)
+        except RoleNotFoundError as exc:
+            raise errors.unknown_authorization_id(exc.role, reason=str(exc)) from None
+        return _ok(session)
+
+    def _revoke_from_group(self, session: Session, roles: tuple[str, ...], group: str, operation: str) -> OkResult:
+        group = _group_name(group, operation)
+        if ROOT_ROLE in roles:
+            self._require_root(session, "revoke the role 'root'")
+        try:
+            not_granted = self._catalog.revoke_roles_from_external_group(group, roles)
+        except RoleNotFoundError as exc:
+            raise errors.unknown_authorization_id(exc.role, reason=str(exc)) from None
+        for role in not_granted:
+            message = f"`{role}`@`%` is not granted to external group {_quoted(group)}"
+            _note(session, ErrorCode.ROLE_NOT_GRANTED, message)
+        return _ok(session)
+
     # ----------------------------------------------------------------- SHOW
 
     def show_authentication(self, session: Session, stmt: st.ShowAuthentication) -> ResultSet:
@@ -271,7 +305,18 @@ class AccountStatements:
             if granted is None:
                 raise errors.unknown_authorization_id(stmt.role, reason=f"role '{stmt.role}' does not exist")
             return show.role_grants(stmt.role, granted)
-        return show.grants(self._target_account(session, stmt.user, "SHOW GRANTS"))
+        if stmt.group is not None:
+            self._require_user_admin(session)
+            group = _group_name(stmt.group, "SHOW GRANTS")
+            held = self._catalog.roles_of_external_groups([group]).get(group, frozenset())
+            return show.external_group_grants(group, sorted(held))
+        account = self._target_account(session, stmt.user, "SHOW GRANTS")
+        if stmt.user is not None and not stmt.user.current:
+            return show.grants(account)
+        # Your own grants: the account's, and those your external groups bring, each where it came from.
+        identity = format_identity(session.matched_name, session.matched_host)
+        by_group = self._catalog.roles_of_external_groups(sorted(session.groups))
+        return show.session_grants(identity, account, by_group)
 
     def show_roles(self, session: Session) -> ResultSet:
         self._require_user_admin(session)
@@ -285,7 +330,20 @@ class AccountStatements:
 
     def is_user_admin(self, session: Session) -> bool:
         account = self.session_account(session)
-        return account is not None and account.is_user_admin
+        if account is not None and account.is_user_admin:
+            return True
+        return bool(self.group_roles(session) & ADMIN_ROLES)
+
+    def group_roles(self, session: Session) -> frozenset[str]:
+        """Every role the session holds through its external groups (and the roles those hold in turn)."""
+        if not session.groups:
+            return frozenset()
+        by_group = self._catalog.roles_of_external_groups(session.groups, inherited=True)
+        return frozenset().union(*by_group.values())
+
+    def require_user_admin(self, session: Session) -> None:
+        """ERR 1227 unless the session may manage users, roles, integrations and group providers."""
+        self._require_user_admin(session)
 
     def _require_user_admin(self, session: Session) -> None:
         if not self.is_user_admin(session):
@@ -400,6 +458,21 @@ class AccountStatements:
                 session.warnings.append(Warning_("Warning", int(ErrorCode.WRONG_ARGUMENTS), message))
             return Credentials(plugin, spec.to_json(), display)
         raise errors.plugin_not_loaded(auth.plugin)
+
+
+def _group_name(group: str, operation: str) -> str:
+    """An external group as providers report it: any text but empty, padded or with control characters."""
+    if not group or group != group.strip() or len(group) > MAX_GROUP_NAME or any(ord(ch) < 0x20 for ch in group):
+        raise errors.wrong_arguments(
+            operation,
+            f"invalid external group name {_quoted(group)}: 1 to {MAX_GROUP_NAME} characters, no control "
+            "characters, no leading or trailing spaces",
+        )
+    return group
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _native_hash_literal(text: str) -> str:

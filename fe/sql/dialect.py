@@ -7,6 +7,18 @@
     GRANT r[, r] TO [USER] user               REVOKE r[, r] FROM [USER] user
     SET PASSWORD [FOR user] = {'pw' | PASSWORD('pw')}
     SHOW [ALL] AUTHENTICATION [FOR user]      SHOW USERS | SHOW USER | SHOW ROLES | SHOW GRANTS [FOR user]
+    GRANT r[, r] TO EXTERNAL GROUP 'g'        REVOKE r[, r] FROM EXTERNAL GROUP 'g'
+    SHOW GRANTS FOR {ROLE r | EXTERNAL GROUP 'g'}
+
+    CREATE SECURITY INTEGRATION [IF NOT EXISTS] name PROPERTIES ("k" = "v", ...)
+    ALTER SECURITY INTEGRATION name SET ("k" = "v", ...)
+    DROP SECURITY INTEGRATION [IF EXISTS] name
+    SHOW SECURITY INTEGRATIONS                SHOW CREATE SECURITY INTEGRATION name
+    CREATE GROUP PROVIDER [IF NOT EXISTS] name PROPERTIES ("k" = "v", ...)
+    DROP GROUP PROVIDER [IF EXISTS] name
+    SHOW GROUP PROVIDERS                      SHOW CREATE GROUP PROVIDER name
+    ADMIN SET FRONTEND CONFIG ("k" = "v"[, ...])
+    ADMIN SHOW FRONTEND CONFIG [LIKE 'pattern']
 
     auth: IDENTIFIED BY [PASSWORD] 'x' | IDENTIFIED WITH plugin [{BY | AS} 'x']
     user: name | 'name' | "name" | `name`, each optionally followed by @host (same forms, or %, or ['domain']);
@@ -49,8 +61,23 @@ class FeParser(MySQLParser):
         "USER": lambda self: self.expression(syntax.ShowCurrentUser()),
         "ROLES": lambda self: self.expression(syntax.ShowRoles()),
         "GRANTS": lambda self: self._parse_show_grants(),
+        "SECURITY INTEGRATIONS": lambda self: self.expression(syntax.ShowSecurityIntegrations()),
+        "CREATE SECURITY INTEGRATION": lambda self: self.expression(
+            syntax.ShowCreateSecurityIntegration(this=self._parse_object_name("a security integration name"))
+        ),
+        "GROUP PROVIDERS": lambda self: self.expression(syntax.ShowGroupProviders()),
+        "CREATE GROUP PROVIDER": lambda self: self.expression(
+            syntax.ShowCreateGroupProvider(this=self._parse_object_name("a group provider name"))
+        ),
     }
     SHOW_TRIE: t.ClassVar = new_trie(key.split(" ") for key in SHOW_PARSERS)
+
+    def _parse_statement(self) -> exp.Expr | None:
+        # ADMIN is no keyword of sqlglot's: a bare word, so it cannot key STATEMENT_PARSERS.
+        if self._curr is not None and self._curr.token_type == TokenType.VAR and self._curr.text.upper() == "ADMIN":
+            self._advance()
+            return self._parse_admin()
+        return super()._parse_statement()
 
     def _warn_unsupported(self) -> None:
         # sqlglot logs every statement it falls back to Command for; the executor reports those to the client.
@@ -74,6 +101,18 @@ class FeParser(MySQLParser):
     def _parse_fe_create(self) -> exp.Expr:
         if self._match_text_seq("USER"):
             return self._parse_create_user()
+        if self._match_text_seq("SECURITY", "INTEGRATION"):
+            exists = self._match_text_seq("IF", "NOT", "EXISTS")
+            name = self._parse_object_name("a security integration name")
+            return self.expression(
+                syntax.CreateSecurityIntegration(this=name, exists=exists, properties=self._parse_properties_clause())
+            )
+        if self._match_text_seq("GROUP", "PROVIDER"):
+            exists = self._match_text_seq("IF", "NOT", "EXISTS")
+            name = self._parse_object_name("a group provider name")
+            return self.expression(
+                syntax.CreateGroupProvider(this=name, exists=exists, properties=self._parse_properties_clause())
+            )
         if self._match_text_seq("ROLE"):
             exists = self._match_text_seq("IF", "NOT", "EXISTS")
             return self.expression(syntax.CreateRole(expressions=self._parse_names("a role name"), exists=exists))
@@ -82,6 +121,11 @@ class FeParser(MySQLParser):
     def _parse_fe_alter(self) -> exp.Expr:
         if self._match_text_seq("USER"):
             return self._parse_alter_user()
+        if self._match_text_seq("SECURITY", "INTEGRATION"):
+            name = self._parse_object_name("a security integration name")
+            if not self._match(TokenType.SET):
+                self.raise_error("Expected SET")
+            return self.expression(syntax.AlterSecurityIntegration(this=name, properties=self._parse_property_pairs()))
         return self._parse_alter()
 
     def _parse_fe_drop(self) -> exp.Expr:
@@ -91,6 +135,15 @@ class FeParser(MySQLParser):
         if self._match_text_seq("ROLE"):
             exists = self._match_text_seq("IF", "EXISTS")
             return self.expression(syntax.DropRole(expressions=self._parse_names("a role name"), exists=exists))
+        if self._match_text_seq("SECURITY", "INTEGRATION"):
+            exists = self._match_text_seq("IF", "EXISTS")
+            name = self._parse_object_name("a security integration name")
+            return self.expression(syntax.DropSecurityIntegration(this=name, exists=exists))
+        if self._match_text_seq("GROUP", "PROVIDER"):
+            exists = self._match_text_seq("IF", "EXISTS")
+            return self.expression(
+                syntax.DropGroupProvider(this=self._parse_object_name("a group provider name"), exists=exists)
+            )
         return self._parse_drop()
 
     def _parse_fe_grant(self) -> exp.Expr:
@@ -99,6 +152,8 @@ class FeParser(MySQLParser):
             return self._parse_grant()
         if self._match_text_seq("ROLE"):
             return self.expression(syntax.GrantRoles(expressions=roles, role=self._parse_role_name()))
+        if self._match_text_seq("EXTERNAL", "GROUP"):
+            return self.expression(syntax.GrantRoles(expressions=roles, group=self._parse_group_name()))
         self._match_text_seq("USER")
         return self.expression(syntax.GrantRoles(expressions=roles, this=self._parse_user_spec()))
 
@@ -108,6 +163,8 @@ class FeParser(MySQLParser):
             return self._parse_revoke()
         if self._match_text_seq("ROLE"):
             return self.expression(syntax.RevokeRoles(expressions=roles, role=self._parse_role_name()))
+        if self._match_text_seq("EXTERNAL", "GROUP"):
+            return self.expression(syntax.RevokeRoles(expressions=roles, group=self._parse_group_name()))
         self._match_text_seq("USER")
         return self.expression(syntax.RevokeRoles(expressions=roles, this=self._parse_user_spec()))
 
@@ -209,7 +266,54 @@ class FeParser(MySQLParser):
             return self.expression(syntax.ShowGrants())
         if self._match_text_seq("ROLE"):
             return self.expression(syntax.ShowGrants(role=self._parse_role_name()))
+        if self._match_text_seq("EXTERNAL", "GROUP"):
+            return self.expression(syntax.ShowGrants(group=self._parse_group_name()))
         return self.expression(syntax.ShowGrants(this=self._parse_user_spec()))
+
+    # ----------------------------------------------------------------- integrations, group providers, config
+
+    def _parse_admin(self) -> exp.Expr:
+        if self._match(TokenType.SET) and self._match_text_seq("FRONTEND", "CONFIG"):
+            return self.expression(syntax.AdminSetFrontendConfig(properties=self._parse_property_pairs()))
+        if self._match(TokenType.SHOW) and self._match_text_seq("FRONTEND", "CONFIG"):
+            like = self._parse_required_string() if self._match(TokenType.LIKE) else None
+            return self.expression(syntax.AdminShowFrontendConfig(like=like))
+        self.raise_error("Expected SET FRONTEND CONFIG or SHOW FRONTEND CONFIG after ADMIN")
+        return exp.Command(this="ADMIN")
+
+    def _parse_properties_clause(self) -> list[tuple[str, str]]:
+        if not self._match_text_seq("PROPERTIES"):
+            self.raise_error("Expected PROPERTIES")
+        return self._parse_property_pairs()
+
+    def _parse_property_pairs(self) -> list[tuple[str, str]]:
+        """( "key" = "value", ... ): the pairs as written; a value may also be a number or a bare word."""
+        self._match_l_paren()
+        pairs: list[tuple[str, str]] = []
+        while True:
+            key = self._parse_word()
+            if key is None or not self._match(TokenType.EQ):
+                self.raise_error('Expected "key" = "value"')
+            if self._match(TokenType.NUMBER):
+                value: str | None = self._prev.text
+            else:
+                value = self._parse_word()
+            if value is None:
+                self.raise_error("Expected a property value")
+            pairs.append((t.cast(str, key), t.cast(str, value)))
+            if not self._match(TokenType.COMMA):
+                break
+        self._match_r_paren()
+        return pairs
+
+    def _parse_object_name(self, what: str) -> str:
+        name = self._parse_word()
+        if name is None:
+            self.raise_error(f"Expected {what}")
+        return t.cast(str, name)
+
+    def _parse_group_name(self) -> str:
+        return self._parse_object_name("an external group name")
 
     def _parse_role_name(self) -> str:
         name = self._parse_word()

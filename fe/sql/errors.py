@@ -2,9 +2,12 @@
 are listed here:
 
 - 1210 ER_WRONG_ARGUMENTS / HY000 "Incorrect arguments to <STATEMENT>: <reason>": a bad user or role name or
-  host, an invalid token JSON (the reason names the problem), an auth form fe does not support, PROPERTIES.
+  host, an invalid token JSON (the reason names the problem), an auth form fe does not support, PROPERTIES; bad
+  security integration / group provider PROPERTIES, an authentication_chain or config key that cannot be set.
 - 1396 ER_CANNOT_USER / HY000 "Operation <STATEMENT> failed for 'u'@'h'[: reason]": MySQL's form, with
-  StarRocks' reason appended (already exists, cannot find, root/built-in roles are protected).
+  StarRocks' reason appended (already exists, cannot find, root/built-in roles are protected); the same for a
+  security integration or group provider ('name') that exists, is not found, or is still in use. IF [NOT] EXISTS
+  turns "exists" / "not found" into a Note with the same code.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from sqlglot import exp
 from sqlglot.tokens import Token, TokenType
 
 from fe.catalog import Catalog, CatalogBusyError
+from fe.catalog.security import parse_chain
 from fe.config import Settings
 from fe.mysql.errors import ErrorCode
 from fe.sql import errors, show
@@ -26,6 +27,7 @@ from fe.sql import statements as st
 from fe.sql.accounts import AccountStatements, translate_catalog_error
 from fe.sql.dialect import FeDialect
 from fe.sql.evaluate import Evaluator
+from fe.sql.integrations import SecurityStatements
 from fe.sql.redact import describe_failure, mask_secrets
 from fe.sql.results import Column, OkResult, Result, ResultSet, SqlError, syntax_error
 from fe.sql.session import Session, Warning_
@@ -67,6 +69,17 @@ _CATALOG_STATEMENTS = (
     st.ShowUsers,
     st.ShowGrants,
     st.ShowRoles,
+    st.CreateSecurityIntegration,
+    st.AlterSecurityIntegration,
+    st.DropSecurityIntegration,
+    st.ShowSecurityIntegrations,
+    st.ShowCreateSecurityIntegration,
+    st.CreateGroupProvider,
+    st.DropGroupProvider,
+    st.ShowGroupProviders,
+    st.ShowCreateGroupProvider,
+    st.AdminSetFrontendConfig,
+    st.AdminShowFrontendConfig,
 )
 _CATALOG_THREADS = 4
 # An unexpected failure logs the statement, masked, this long at most (masking reads at most _LOG_SCAN of it).
@@ -83,6 +96,9 @@ class Executor:
         self._settings = settings
         self._dialect = FeDialect()
         self._accounts = AccountStatements(catalog, settings)
+        self._security = SecurityStatements(catalog, settings, self._accounts)
+        # Logins walk fe.conf's authentication_chain until the catalog stores one (ADMIN SET FRONTEND CONFIG).
+        catalog.set_default_authentication_chain(parse_chain(settings.authentication_chain))
         self._defaults = system_variable_defaults(settings)
         self._parsed: BoundedLRU[str, st.Statement] = BoundedLRU(_PARSE_CACHE_SIZE)
         self._pool: ThreadPoolExecutor | None = None
@@ -219,6 +235,33 @@ class Executor:
                 return accounts.show_grants(session, statement)
             case st.ShowRoles():
                 return accounts.show_roles(session)
+        return self._run_security(session, statement)
+
+    def _run_security(self, session: Session, statement: st.Statement) -> Result:
+        security = self._security
+        match statement:
+            case st.CreateSecurityIntegration():
+                return security.create_security_integration(session, statement)
+            case st.AlterSecurityIntegration():
+                return security.alter_security_integration(session, statement)
+            case st.DropSecurityIntegration():
+                return security.drop_security_integration(session, statement)
+            case st.ShowSecurityIntegrations():
+                return security.show_security_integrations(session)
+            case st.ShowCreateSecurityIntegration():
+                return security.show_create_security_integration(session, statement)
+            case st.CreateGroupProvider():
+                return security.create_group_provider(session, statement)
+            case st.DropGroupProvider():
+                return security.drop_group_provider(session, statement)
+            case st.ShowGroupProviders():
+                return security.show_group_providers(session)
+            case st.ShowCreateGroupProvider():
+                return security.show_create_group_provider(session, statement)
+            case st.AdminSetFrontendConfig():
+                return security.admin_set_frontend_config(session, statement)
+            case st.AdminShowFrontendConfig():
+                return security.admin_show_frontend_config(session, statement)
         raise AssertionError(f"unhandled statement {statement!r}")
 
     # ----------------------------------------------------------------- SELECT and SET

@@ -31,6 +31,10 @@ class Session:
     warnings: list[Warning_] = field(default_factory=list)
     # How the session logged in: the account, the method, the token's claims (one value, kept for the session).
     login: LoginOutcome | None = None
+    # Set at login: the external groups the session's group providers gave it (the roles granted to them are the
+    # session's too), and the security integration that admitted it (None for a catalog account).
+    groups: frozenset[str] = frozenset()
+    security_integration: str | None = None
 
     @property
     def current_user(self) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from fe.catalog import Account, format_identity
+from fe.auth.groups import GroupProvider
+from fe.catalog import Account, SecurityIntegration, format_identity
 from fe.catalog.identity import like_regex
+from fe.catalog.integration import properties_text
 from fe.sql.results import Column, ResultSet
 from fe.sql.session import Warning_
 
@@ -43,6 +45,73 @@ def grants(account: Account | None) -> ResultSet:
         return ResultSet(GRANTS_COLUMNS, [])
     roles = ", ".join(f"'{role}'" for role in sorted(account.roles))
     return ResultSet(GRANTS_COLUMNS, [[account.identity, None, f"GRANT {roles} TO {account.identity}"]])
+
+
+def session_grants(identity: str, account: Account | None, by_group: Mapping[str, Iterable[str]]) -> ResultSet:
+    """SHOW GRANTS in a session: the account's grants (none for a session an integration admitted), then one row
+    per external group of the session that brings roles, saying so."""
+    rows = [list(row) for row in grants(account).rows]
+    for group, roles in sorted(by_group.items()):
+        names = ", ".join(f"'{role}'" for role in sorted(roles))
+        rows.append([identity, None, f"GRANT {names} TO EXTERNAL GROUP {_quoted(group)}"])
+    return ResultSet(GRANTS_COLUMNS, rows)
+
+
+def external_group_grants(group: str, roles: Sequence[str]) -> ResultSet:
+    """SHOW GRANTS FOR EXTERNAL GROUP 'g': `GRANT 'r1', 'r2' TO EXTERNAL GROUP 'g'` (Catalog NULL)."""
+    columns = (Column("ExternalGroup"), Column("Catalog"), Column("Grants"))
+    names = ", ".join(f"'{role}'" for role in roles)
+    return ResultSet(columns, [[group, None, f"GRANT {names} TO EXTERNAL GROUP {_quoted(group)}"]] if names else [])
+
+
+def security_integrations(integrations: Iterable[SecurityIntegration]) -> ResultSet:
+    columns = (Column("Name"), Column("Type"), Column("Comment"))
+    return ResultSet(columns, [[i.name, i.type, i.comment] for i in sorted(integrations, key=lambda i: i.name)])
+
+
+def create_security_integration(integration: SecurityIntegration) -> ResultSet:
+    """StarRocks' SHOW CREATE SECURITY INTEGRATION: the statement that makes it, PROPERTIES on their own line."""
+    columns = (Column("Security Integration"), Column("Create Security Integration"))
+    text = (
+        f"CREATE SECURITY INTEGRATION {_backquoted(integration.name)} PROPERTIES (\n"
+        f"{properties_text(integration.properties)}\n)"
+    )
+    return ResultSet(columns, [[integration.name, text]])
+
+
+def group_providers(providers: Iterable[GroupProvider]) -> ResultSet:
+    columns = (Column("Name"), Column("Type"), Column("Comment"))
+    return ResultSet(columns, [[p.name, p.type, p.comment] for p in sorted(providers, key=lambda p: p.name)])
+
+
+def create_group_provider(provider: GroupProvider) -> ResultSet:
+    columns = (Column("Group Provider"), Column("Create Group Provider"))
+    text = f"CREATE GROUP PROVIDER {_backquoted(provider.name)} PROPERTIES (\n{properties_text(provider.properties)}\n)"
+    return ResultSet(columns, [[provider.name, text]])
+
+
+FRONTEND_CONFIG_COLUMNS = (
+    Column("Key"),
+    Column("AliasNames"),
+    Column("Value"),
+    Column("Type"),
+    Column("IsMutable"),
+    Column("Comment"),
+)
+
+
+def frontend_config(entries: Iterable[Sequence[str]], like: str | None) -> ResultSet:
+    """ADMIN SHOW FRONTEND CONFIG [LIKE ...]: StarRocks' columns; `entries` are rows in that order."""
+    matches = like_matcher(like)
+    return ResultSet(FRONTEND_CONFIG_COLUMNS, [list(entry) for entry in entries if matches(entry[0])])
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _backquoted(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
 
 
 def role_grants(role: str, granted: Iterable[str]) -> ResultSet:

@@ -75,11 +75,12 @@ class DropRole:
 
 @dataclass(frozen=True)
 class GrantRoles:
-    """To a user, or (when `role` is set) to a role."""
+    """To a user, or (when `role` is set) to a role, or (when `group` is set) to an external group."""
 
     roles: tuple[str, ...]
     user: UserRef | None = None
     role: str | None = None
+    group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class RevokeRoles:
     roles: tuple[str, ...]
     user: UserRef | None = None
     role: str | None = None
+    group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,11 +117,79 @@ class ShowCurrentUser:
 class ShowGrants:
     user: UserRef | None = None
     role: str | None = None
+    group: str | None = None
 
 
 @dataclass(frozen=True)
 class ShowRoles:
     pass
+
+
+# ------------------------------------------------------------------------- integrations, group providers, config
+
+Properties = tuple[tuple[str, str], ...]  # ("key", "value") pairs, as written
+
+
+@dataclass(frozen=True)
+class CreateSecurityIntegration:
+    name: str
+    properties: Properties
+    if_not_exists: bool = False
+
+
+@dataclass(frozen=True)
+class AlterSecurityIntegration:
+    name: str
+    properties: Properties
+
+
+@dataclass(frozen=True)
+class DropSecurityIntegration:
+    name: str
+    if_exists: bool = False
+
+
+@dataclass(frozen=True)
+class ShowSecurityIntegrations:
+    pass
+
+
+@dataclass(frozen=True)
+class ShowCreateSecurityIntegration:
+    name: str
+
+
+@dataclass(frozen=True)
+class CreateGroupProvider:
+    name: str
+    properties: Properties
+    if_not_exists: bool = False
+
+
+@dataclass(frozen=True)
+class DropGroupProvider:
+    name: str
+    if_exists: bool = False
+
+
+@dataclass(frozen=True)
+class ShowGroupProviders:
+    pass
+
+
+@dataclass(frozen=True)
+class ShowCreateGroupProvider:
+    name: str
+
+
+@dataclass(frozen=True)
+class AdminSetFrontendConfig:
+    properties: Properties
+
+
+@dataclass(frozen=True)
+class AdminShowFrontendConfig:
+    like: str | None = None
 
 
 # ------------------------------------------------------------------------- session statements
@@ -206,6 +276,17 @@ Statement = (
     | ShowCurrentUser
     | ShowGrants
     | ShowRoles
+    | CreateSecurityIntegration
+    | AlterSecurityIntegration
+    | DropSecurityIntegration
+    | ShowSecurityIntegrations
+    | ShowCreateSecurityIntegration
+    | CreateGroupProvider
+    | DropGroupProvider
+    | ShowGroupProviders
+    | ShowCreateGroupProvider
+    | AdminSetFrontendConfig
+    | AdminShowFrontendConfig
     | SetVariables
     | SelectValues
     | ShowWarnings
@@ -291,12 +372,16 @@ def _bind_drop_role(tree: syntax.DropRole, sql: str) -> Statement:
 def _bind_grant_roles(tree: syntax.GrantRoles, sql: str) -> Statement:
     if tree.args.get("role") is not None:
         return GrantRoles(roles=_names(tree), role=tree.args["role"])
+    if tree.args.get("group") is not None:
+        return GrantRoles(roles=_names(tree), group=tree.args["group"])
     return GrantRoles(roles=_names(tree), user=_required_user(tree.this))
 
 
 def _bind_revoke_roles(tree: syntax.RevokeRoles, sql: str) -> Statement:
     if tree.args.get("role") is not None:
         return RevokeRoles(roles=_names(tree), role=tree.args["role"])
+    if tree.args.get("group") is not None:
+        return RevokeRoles(roles=_names(tree), group=tree.args["group"])
     return RevokeRoles(roles=_names(tree), user=_required_user(tree.this))
 
 
@@ -309,7 +394,11 @@ def _bind_show_authentication(tree: syntax.ShowAuthentication, sql: str) -> Stat
 
 
 def _bind_show_grants(tree: syntax.ShowGrants, sql: str) -> Statement:
-    return ShowGrants(user=_user(tree.this), role=tree.args.get("role"))
+    return ShowGrants(user=_user(tree.this), role=tree.args.get("role"), group=tree.args.get("group"))
+
+
+def _properties(tree: exp.Expr) -> Properties:
+    return tuple(tree.args.get("properties") or ())
 
 
 def _bind_set(tree: exp.Set, sql: str) -> Statement:
@@ -469,6 +558,21 @@ _BINDERS: dict[type[exp.Expr], Callable[[Any, str], Statement]] = {
     syntax.ShowCurrentUser: lambda tree, sql: ShowCurrentUser(),
     syntax.ShowGrants: _bind_show_grants,
     syntax.ShowRoles: lambda tree, sql: ShowRoles(),
+    syntax.CreateSecurityIntegration: lambda tree, sql: CreateSecurityIntegration(
+        tree.this, _properties(tree), bool(tree.args.get("exists"))
+    ),
+    syntax.AlterSecurityIntegration: lambda tree, sql: AlterSecurityIntegration(tree.this, _properties(tree)),
+    syntax.DropSecurityIntegration: lambda tree, sql: DropSecurityIntegration(tree.this, bool(tree.args.get("exists"))),
+    syntax.ShowSecurityIntegrations: lambda tree, sql: ShowSecurityIntegrations(),
+    syntax.ShowCreateSecurityIntegration: lambda tree, sql: ShowCreateSecurityIntegration(tree.this),
+    syntax.CreateGroupProvider: lambda tree, sql: CreateGroupProvider(
+        tree.this, _properties(tree), bool(tree.args.get("exists"))
+    ),
+    syntax.DropGroupProvider: lambda tree, sql: DropGroupProvider(tree.this, bool(tree.args.get("exists"))),
+    syntax.ShowGroupProviders: lambda tree, sql: ShowGroupProviders(),
+    syntax.ShowCreateGroupProvider: lambda tree, sql: ShowCreateGroupProvider(tree.this),
+    syntax.AdminSetFrontendConfig: lambda tree, sql: AdminSetFrontendConfig(_properties(tree)),
+    syntax.AdminShowFrontendConfig: lambda tree, sql: AdminShowFrontendConfig(tree.args.get("like")),
     exp.Set: _bind_set,
     exp.Select: _bind_select,
     exp.Show: _bind_show,

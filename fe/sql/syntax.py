@@ -1,4 +1,5 @@
-"""Syntax-tree nodes for the account statements that sqlglot does not know (it would parse them as Command).
+"""Syntax-tree nodes for the account, security integration, group provider and frontend config statements that
+sqlglot does not know (it would parse them as Command).
 
 Arguments hold plain Python values (names as written, without quotes); `statements.bind` turns a tree into a
 typed statement object for the executor.
@@ -57,13 +58,14 @@ class DropRole(exp.Expression):
 
 
 class GrantRoles(exp.Expression):
-    """GRANT r[, r] TO [USER] user, or (with `role`) GRANT r[, r] TO ROLE role."""
+    """GRANT r[, r] TO [USER] user, or (with `role`) GRANT r[, r] TO ROLE role, or (with `group`) GRANT r[, r] TO
+    EXTERNAL GROUP 'g'."""
 
-    arg_types: t.ClassVar[dict[str, bool]] = {"expressions": True, "this": False, "role": False}
+    arg_types: t.ClassVar[dict[str, bool]] = {"expressions": True, "this": False, "role": False, "group": False}
 
 
 class RevokeRoles(exp.Expression):
-    arg_types: t.ClassVar[dict[str, bool]] = {"expressions": True, "this": False, "role": False}
+    arg_types: t.ClassVar[dict[str, bool]] = {"expressions": True, "this": False, "role": False, "group": False}
 
 
 class SetPassword(exp.Expression):
@@ -83,8 +85,56 @@ class ShowCurrentUser(exp.Expression):
 
 
 class ShowGrants(exp.Expression):
-    arg_types: t.ClassVar[dict[str, bool]] = {"this": False, "role": False}
+    arg_types: t.ClassVar[dict[str, bool]] = {"this": False, "role": False, "group": False}
 
 
 class ShowRoles(exp.Expression):
     arg_types: t.ClassVar[dict[str, bool]] = {}
+
+
+# ------------------------------------------------------------------------- integrations, group providers, config
+# `properties` holds the PROPERTIES / SET pairs as (key, value) tuples, in the order written.
+
+
+class CreateSecurityIntegration(exp.Expression):
+    arg_types: t.ClassVar[dict[str, bool]] = {"this": True, "exists": False, "properties": True}
+
+
+class AlterSecurityIntegration(exp.Expression):
+    arg_types: t.ClassVar[dict[str, bool]] = {"this": True, "properties": True}
+
+
+class DropSecurityIntegration(exp.Expression):
+    arg_types: t.ClassVar[dict[str, bool]] = {"this": True, "exists": False}
+
+
+class ShowSecurityIntegrations(exp.Expression):
+    arg_types: t.ClassVar[dict[str, bool]] = {}
+
+
+class ShowCreateSecurityIntegration(exp.Expression):
+    arg_types: t.ClassVar[dict[str, bool]] = {"this": True}
+
+
+class CreateGroupProvider(exp.Expression):
+    arg_types: t.ClassVar[dict[str, bool]] = {"this": True, "exists": False, "properties": True}
+
+
+class DropGroupProvider(exp.Expression):
+    arg_types: t.ClassVar[dict[str, bool]] = {"this": True, "exists": False}
+
+
+class ShowGroupProviders(exp.Expression):
+    arg_types: t.ClassVar[dict[str, bool]] = {}
+
+
+class ShowCreateGroupProvider(exp.Expression):
+    arg_types: t.ClassVar[dict[str, bool]] = {"this": True}
+
+
+class AdminSetFrontendConfig(exp.Expression):
+    arg_types: t.ClassVar[dict[str, bool]] = {"properties": True}
+
+
+class AdminShowFrontendConfig(exp.Expression):
+    arg_types: t.ClassVar[dict[str, bool]] = {"like": False}
