@@ -9,16 +9,17 @@ It never touches a socket or a packet header; the server's connection driver doe
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from typing import Protocol
 
-from fe.auth.methods import AuthMethod, LoginAccount, LoginAttempt, LoginDenied, LoginOutcome, LoginServices
+from fe.auth.methods import AuthMethod, LoginAccount, LoginAttempt, LoginDenied, LoginOutcome, LoginServices, Step
 from fe.auth.methods import method_for as _method_for
 from fe.auth.methods.base import Accept
 from fe.auth.methods.front_door import NoAccount
 
 _NO_ACCOUNT = NoAccount()
 
-__all__ = ["AccountLookup", "Authenticator", "DomainCheck", "LoginAttempt", "LoginDenied", "LoginOutcome"]
+__all__ = ["AccountLookup", "Authenticator", "DomainCheck", "Login", "LoginAttempt", "LoginDenied", "LoginOutcome"]
 
 
 class AccountLookup(Protocol):
@@ -60,32 +61,54 @@ class Authenticator:
             raise LoginDenied("bad_account", log_detail="the account's authentication plugin is not available")
         return method
 
-    async def login(self, attempt: LoginAttempt) -> AsyncGenerator[bytes | LoginOutcome, bytes]:
+    async def begin(self, attempt: LoginAttempt) -> Login:
+        """Find the account and its method: the exchange to run (the driver sends what it yields and hands it the
+        client's replies, until it yields Accept or raises LoginDenied)."""
         account = await self.find_account(attempt)
         method = self.choose(attempt, account)
-        exchange = method.exchange(attempt, account, self.services)
+        return Login(attempt, account, method.exchange(attempt, account, self.services))
+
+    async def login(self, attempt: LoginAttempt) -> AsyncGenerator[bytes | LoginOutcome, bytes]:
+        """The whole login as one generator: the payloads to send, then the LoginOutcome."""
+        login = await self.begin(attempt)
+        exchange = login.exchange
         reply: bytes | None = None
         try:
             while True:
                 step = await exchange.asend(reply)  # type: ignore[arg-type]  # the first asend must be None
                 if isinstance(step, Accept):
-                    accepted = step
                     break
                 reply = yield step
         except LoginDenied as denied:
-            if account is None and denied.reason == "bad_password":
-                denied.reason = "unknown_user"  # the client cannot tell; the log can
-            raise
+            raise login.refused(denied) from None
         finally:
             await exchange.aclose()
+        yield login.accepted(step)
+
+
+@dataclass
+class Login:
+    """One login under way: the attempt, the account it names (None: no such account) and its method's exchange."""
+
+    attempt: LoginAttempt
+    account: LoginAccount | None
+    exchange: AsyncGenerator[Step, bytes]
+
+    def accepted(self, accept: Accept) -> LoginOutcome:
+        account, attempt = self.account, self.attempt
         if account is None:  # a method must never accept a login for an account that does not exist
             raise LoginDenied("unknown_user")
-        yield LoginOutcome(
+        return LoginOutcome(
             user=attempt.user,
             account=account,
             method=attempt.plugin,
             reason="ok",
-            claims=accepted.claims,
+            claims=accept.claims,
             secure=attempt.secure,
-            after_ok=accepted.before_ok,
+            after_ok=accept.before_ok,
         )
+
+    def refused(self, denied: LoginDenied) -> LoginDenied:
+        if self.account is None and denied.reason == "bad_password":
+            denied.reason = "unknown_user"  # the client cannot tell; the log can
+        return denied

@@ -139,8 +139,12 @@ class ServerProtocol:
 
     # ---- bytes in ----
 
-    def receive_data(self, data: bytes) -> None:
-        self._decoder.feed(data)
+    def receive_data(self, data: bytes) -> bool:
+        """Feed received bytes. True when the client is far ahead (more than two packets' worth buffered and not
+        yet handed out): the driver should stop reading until events are taken."""
+        decoder = self._decoder
+        decoder.feed(data)
+        return decoder.buffered > 2 * decoder.limit + 65536
 
     @property
     def buffered(self) -> int:

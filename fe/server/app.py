@@ -83,6 +83,7 @@ def make_token_verifier(settings: Settings) -> TokenVerifier:
         http_proxy=settings.jwks_http_proxy,
         https_proxy=settings.jwks_https_proxy,
         no_proxy=settings.jwks_no_proxy,
+        discovery_allow_http=settings.discovery_allow_http,
     )
     return TokenVerifier(
         settings.conf_dir,
@@ -134,6 +135,7 @@ async def serve(
         except OSError as exc:
             raise StartupError(f"cannot listen on {settings.host}:{settings.query_port}: {exc}") from exc
         listener = Listener(context, worker_index, worker_count)
+        metrics.connection_counts = lambda: (stats.connections, listener.connection_count)
         await listener.start(sock)
         host, port = sock.getsockname()[:2]
         http = await _start_http(settings, metrics, catalog, verifier, reuse_port=worker_count > 1)

@@ -11,8 +11,8 @@ import time
 import traceback
 from datetime import UTC, datetime
 
-from fe.auth.login import LoginAttempt, LoginDenied, LoginOutcome
-from fe.auth.methods import CHANGE_USER_NO_PLUGIN
+from fe.auth.login import Login, LoginAttempt, LoginDenied, LoginOutcome
+from fe.auth.methods import CHANGE_USER_NO_PLUGIN, Accept
 from fe.mysql import messages
 from fe.mysql.constants import PLUGIN_CACHING_SHA2, SERVER_CAPABILITIES, Capability, ColumnType, Command, ServerStatus
 from fe.mysql.errors import ErrorCode
@@ -159,18 +159,20 @@ class Connection:
 
     async def _login(self, attempt: LoginAttempt, started: float) -> LoginOutcome | None:
         """Run the login's exchange to its end: the outcome, or None once the refusal was sent."""
-        exchange = self.server.authenticator.login(attempt)
-        reply: bytes | None = None
+        login: Login | None = None
         try:
-            while True:
-                step = await exchange.asend(reply)  # type: ignore[arg-type]  # the first asend must be None
-                if isinstance(step, LoginOutcome):
-                    break
+            login = await self.server.authenticator.begin(attempt)
+            exchange = login.exchange
+            step = await exchange.asend(None)  # type: ignore[arg-type]
+            while not isinstance(step, Accept):
                 self.stream.write(self.protocol.auth_packet(step))
                 event = await self.stream.next_event()
                 assert isinstance(event, AuthReply)
-                reply = event.payload
+                step = await exchange.asend(event.payload)
+            outcome = login.accepted(step)
         except LoginDenied as exc:
+            if login is not None:
+                login.refused(exc)
             self._log_login(attempt.user, attempt.plugin, "failure", exc.reason, started, exc.log_detail or exc.message)
             full_detail = self.server.authenticator.services.full_error_detail
             self._end(self.protocol.login_denied(exc.code, exc.client_message(attempt, full_detail)))
@@ -193,12 +195,13 @@ class Connection:
             self._end(self.protocol.login_denied(denied.code, denied.client_message(attempt)))
             return None
         finally:
-            await exchange.aclose()
-        if self.limits is not None and not self.limits.log_in(self.stream, step.account.is_user_admin):
+            if login is not None:
+                await login.exchange.aclose()
+        if self.limits is not None and not self.limits.log_in(self.stream, outcome.account.is_user_admin):
             self._log_login(attempt.user, attempt.plugin, "failure", "too_many_connections", started)
             self._end(self.protocol.login_denied(ErrorCode.CON_COUNT, "Too many connections"))
             return None
-        return step
+        return outcome
 
     def _server_version(self) -> str:
         """The upstream's version through the gateway (clients pick features by it), once known; else fe's."""

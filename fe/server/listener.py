@@ -89,8 +89,6 @@ class Listener:
             log.info("closing the oldest unfinished login from %s to make room for its newest", stream.peer[0])
             admission.evict.abort()
         self._streams.add(stream)
-        if metrics is not None:
-            metrics.connection_opened()
         self.context.stats.connections += 1
         self.context.stats.connected = len(self._streams)
         task = asyncio.get_running_loop().create_task(
@@ -103,8 +101,6 @@ class Listener:
         self._tasks.discard(task)
         self._streams.discard(stream)
         self.limits.disconnect(stream)
-        if self.context.metrics is not None:
-            self.context.metrics.connection_closed()
         self.context.stats.connected = len(self._streams)
         if not task.cancelled() and task.exception() is not None:
             log.error("connection task failed", exc_info=task.exception())

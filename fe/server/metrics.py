@@ -111,6 +111,9 @@ class Metrics:
             ["method", "outcome"], buckets=LOGIN_SECONDS_BUCKETS, registry=own,
         )  # fmt: skip
         self._login_children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
+        self._accepted_total = 0
+        # The listener's connection counts, read at each sync (set by the server once it has a listener).
+        self.connection_counts: Callable[[], tuple[int, int]] | None = None
         self._connections_accepted = Counter(
             "fe_connections_accepted", "Connections admitted past the connection limits.", registry=own
         )
@@ -155,12 +158,14 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
 
-    def connection_opened(self) -> None:
-        self._connections_accepted.inc()
-        self._connections_open.inc()
-
-    def connection_closed(self) -> None:
-        self._connections_open.dec()
+    def connections(self, accepted: int, open_now: int) -> None:
+        """The listener's own counts (connections accepted since start, open now), copied in by `sync()`: a
+        prometheus_client update per connection would cost every login more than it tells."""
+        grown = accepted - self._accepted_total
+        if grown > 0:
+            self._connections_accepted.inc(grown)
+        self._accepted_total = accepted
+        self._connections_open.set(open_now)
 
     def connection_refused(self, reason: str) -> None:
         """A connection turned away before it could log in: `too_many_connections`, `proxy_protocol`, ..."""
@@ -186,6 +191,8 @@ class Metrics:
     def sync(self) -> None:
         if self._token_stats is not None:
             self.sync_token_stats(self._token_stats())
+        if self.connection_counts is not None:
+            self.connections(*self.connection_counts())
 
     async def sync_forever(self, interval: float = SYNC_SECONDS) -> None:
         """Keep the synced values fresh: in multiprocess mode a scrape served by another worker reads them."""

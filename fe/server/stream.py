@@ -145,9 +145,7 @@ class PacketStream(asyncio.Protocol):
     def _feed(self, data: bytes) -> None:
         if self._failure is not None:
             return
-        protocol = self.protocol
-        protocol.receive_data(data)
-        if protocol.buffered > 2 * protocol.read_limit + 65536 and self.transport and not self._paused_reading:
+        if self.protocol.receive_data(data) and self.transport and not self._paused_reading:
             self.transport.pause_reading()
             self._paused_reading = True
         self._wake()
