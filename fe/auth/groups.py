@@ -27,7 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from fe.auth.json_pointer import MISSING, PointerError, is_pointer, parse_pointer, resolve
-from fe.auth.token_spec import InvalidAuthString, check_conf_file, conf_relative_path, validate_string
+from fe.auth.token_spec import (
+    InvalidAuthString,
+    check_conf_file,
+    conf_relative_path,
+    property_values,
+    validate_string,
+)
 
 log = logging.getLogger("fe.auth.groups")
 
@@ -71,19 +77,11 @@ def parse_group_provider(
 ) -> tuple[GroupProvider, list[str]]:
     """Validate CREATE GROUP PROVIDER's PROPERTIES; return the provider and warnings (a group file that does not
     exist yet). Raises InvalidProviderProperties naming the problem."""
-    values: dict[str, str] = {}
-    for key, value in properties:
-        if key in values:
-            raise InvalidProviderProperties(f"property '{key}' appears more than once")
-        values[key] = value
-    if "type" not in values:
-        raise InvalidProviderProperties("missing required property: type")  # StarRocks' text
-    kind = values["type"].strip().lower()
-    if kind not in PROVIDER_TYPES:
-        raise InvalidProviderProperties(
-            f"unsupported group provider type '{values['type']}'; fe supports {', '.join(PROVIDER_TYPES)}"
-        )
-    values["type"] = kind
+    try:
+        values = property_values(properties, PROVIDER_TYPES, "group provider")
+    except InvalidAuthString as exc:
+        raise InvalidProviderProperties(str(exc)) from None
+    kind = values["type"]
     unknown = [key for key in values if key not in _KEYS[kind]]
     if unknown:
         raise InvalidProviderProperties(

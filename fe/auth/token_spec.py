@@ -9,13 +9,15 @@ http(s) URL or a path inside `<home>/conf`; an optional `allowed_algorithms` lis
 string or an array) names the group providers whose groups the user's session gets. A `principal_field` starting
 with `/` is a JSON Pointer into the claims (RFC 6901), as in newer StarRocks.
 
-The value checks are shared with security integrations' PROPERTIES (fe/catalog/integration.py): `validate_string`,
-`validate_string_list`, `check_jwks_location`, `check_conf_file`.
+The checks are shared with the PROPERTIES of security integrations (fe/catalog/integration.py) and group providers
+(fe/auth/groups.py): `property_values`, `validate_string`, `validate_string_list`, `check_jwks_location`,
+`check_conf_file`.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
@@ -31,7 +33,7 @@ SUPPORTED_ALGORITHMS = (
     "EdDSA",
 )  # fmt: skip
 
-_KEYS = (
+TOKEN_KEYS = (
     "jwks_url",
     "principal_field",
     "required_issuer",
@@ -51,6 +53,10 @@ NO_AUDIENCE_WARNING = (
 PLAIN_HTTP_WARNING = (
     "'jwks_url' uses plain http://: a key set fetched without TLS can be replaced in flight, and whoever "
     "replaces it can sign tokens for this user; use https:// (require_https_key_urls = true refuses http://)"
+)
+PLAIN_HTTP_DISCOVERY_WARNING = (
+    "'required_issuer' {issuer!r} uses plain http://: its discovery document and keys are fetched without TLS and "
+    "can be replaced in flight; accepted only because discovery_allow_http = true (for tests and labs)"
 )
 
 
@@ -88,13 +94,14 @@ class TokenAuthSpec:
 
     @property
     def discovers_keys(self) -> bool:
-        """No jwks_url: the keys are to be found through the issuer's OpenID Connect Discovery document (only
-        security integrations with a required_issuer are stored this way)."""
+        """No jwks_url: the keys are to be found through the issuer's OpenID Connect Discovery document (the
+        spec then has a required_issuer; see fe/auth/discovery.py)."""
         return not self.jwks_url
 
     def to_json(self) -> str:
         """The normalised form, stored in the catalog and shown by SHOW AUTHENTICATION."""
-        doc: dict[str, object] = {"jwks_url": self.jwks_url, "principal_field": self.principal_field}
+        doc: dict[str, object] = {"jwks_url": self.jwks_url} if self.jwks_url else {}  # none: discovery
+        doc["principal_field"] = self.principal_field
         if self.required_issuer is not None:
             doc["required_issuer"] = list(self.required_issuer)
         if self.required_audience is not None:
@@ -117,7 +124,7 @@ class TokenAuthSpec:
             return None if value is None else tuple(value)
 
         return cls(
-            jwks_url=doc["jwks_url"],
+            jwks_url=doc.get("jwks_url", ""),
             principal_field=doc.get("principal_field", "sub"),
             required_issuer=strings("required_issuer"),
             required_audience=strings("required_audience"),
@@ -128,11 +135,12 @@ class TokenAuthSpec:
 
 
 def parse_token_auth_string(
-    text: str, conf_dir: Path, *, require_https: bool = False
+    text: str, conf_dir: Path, *, require_https: bool = False, discovery_allow_http: bool = False
 ) -> tuple[TokenAuthSpec, list[str]]:
     """Validate the JSON; return the spec and warnings (e.g. a local key file that does not exist yet).
 
     `require_https` (the setting require_https_key_urls) refuses an http:// jwks_url, which otherwise only warns.
+    Without jwks_url, every required_issuer must be an https:// URL, or http:// with `discovery_allow_http`.
     """
     if len(text) > _MAX_TEXT:
         raise InvalidAuthString(f"authentication string is too long ({len(text)} > {_MAX_TEXT} characters)")
@@ -146,19 +154,26 @@ def parse_token_auth_string(
         raise InvalidAuthString("authentication string is nested too deeply") from None
     if not isinstance(doc, dict):
         raise InvalidAuthString(f"authentication string must be a JSON object, not {_json_type(doc)}")
-    unknown = sorted(set(doc) - set(_KEYS))
+    unknown = sorted(set(doc) - set(TOKEN_KEYS))
     if unknown:
         raise InvalidAuthString(
-            f"unknown key {unknown[0]!r} in authentication string; allowed keys: {', '.join(_KEYS)}"
+            f"unknown key {unknown[0]!r} in authentication string; allowed keys: {', '.join(TOKEN_KEYS)}"
         )
-    if "jwks_url" not in doc:
-        raise InvalidAuthString("'jwks_url' is required")
+    if "jwks_url" not in doc and "required_issuer" not in doc:
+        raise InvalidAuthString(
+            "'jwks_url' is required (or 'required_issuer', to find the keys by OpenID Connect Discovery)"
+        )
 
-    jwks_url = _string(doc, "jwks_url")
-    warnings = check_jwks_location(jwks_url, conf_dir, require_https)
+    issuers = _string_list(doc, "required_issuer")
+    if "jwks_url" in doc:
+        jwks_url = _string(doc, "jwks_url")
+        warnings = check_jwks_location(jwks_url, conf_dir, require_https)
+    else:
+        assert issuers is not None
+        jwks_url = ""
+        warnings = check_discovery_issuers(issuers, discovery_allow_http)
     principal_field = _string(doc, "principal_field") if "principal_field" in doc else "sub"
     token_as_password = _boolean(doc, "token_as_password", default=True)
-    issuers = _string_list(doc, "required_issuer")
     audiences = _string_list(doc, "required_audience")
     algorithms = _string_list(doc, "allowed_algorithms")
     if algorithms is not None:
@@ -194,6 +209,23 @@ def _json_type(value: object) -> str:
     if value is None:
         return "null"
     return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def property_values(properties: Iterable[tuple[str, str]], types: Sequence[str], what: str) -> dict[str, str]:
+    """PROPERTIES ("k" = "v", ...) of a CREATE `what` as a dict, its "type" lower-cased; InvalidAuthString for a key
+    given twice, or a type missing or not one of `types` (StarRocks' texts)."""
+    values: dict[str, str] = {}
+    for key, value in properties:
+        if key in values:
+            raise InvalidAuthString(f"property '{key}' appears more than once")
+        values[key] = value
+    if "type" not in values:
+        raise InvalidAuthString("missing required property: type")
+    kind = values["type"].strip().lower()
+    if kind not in types:
+        raise InvalidAuthString(f"unsupported {what} type '{values['type']}'; fe supports {', '.join(types)}")
+    values["type"] = kind
+    return values
 
 
 def check_algorithms(algorithms: tuple[str, ...]) -> None:
@@ -318,3 +350,47 @@ def check_conf_file(name: str, conf_dir: Path, key: str, what: str, until: str) 
     if not path.is_file():
         raise InvalidAuthString(f"'{key}' conf/{relative} is not a regular file")
     return []
+
+
+def discovery_url_problem(url: str, allow_http: bool) -> str | None:
+    """Why discovery may not fetch from `url` (an issuer, a jwks_uri), said after it ("is not ..."), or None."""
+    if not url.startswith("https://") and not (allow_http and url.startswith("http://")):
+        if url.startswith("http://"):
+            return "is plain http:// (discovery_allow_http = true allows it, for tests and labs)"
+        return "is not an https:// URL"
+    parts = urlsplit(url)
+    if any(ch.isspace() for ch in url):
+        return "contains spaces"
+    if not parts.hostname:
+        return "has no host"
+    if parts.username or parts.password:
+        return "carries credentials"
+    try:
+        _ = parts.port
+    except ValueError:
+        return "has a bad port"
+    return None
+
+
+def discovery_issuer_problem(issuer: str, allow_http: bool) -> str | None:
+    """As discovery_url_problem; and an OpenID Connect issuer has no query or fragment."""
+    problem = discovery_url_problem(issuer, allow_http)
+    if problem is None and ("?" in issuer or "#" in issuer):
+        return "has a query or fragment"
+    return problem
+
+
+def check_discovery_issuers(issuers: tuple[str, ...], allow_http: bool) -> list[str]:
+    """The required_issuer of a spec without jwks_url: each one's discovery document must be fetchable (see
+    discovery_issuer_problem). Raises InvalidAuthString naming the first bad one; returns warnings."""
+    warnings = []
+    for issuer in issuers:
+        problem = discovery_issuer_problem(issuer, allow_http)
+        if problem is not None:
+            raise InvalidAuthString(
+                f"'required_issuer' {issuer!r} {problem}; without 'jwks_url' the keys are found from each issuer's "
+                "OpenID Connect Discovery document"
+            )
+        if issuer.startswith("http://"):
+            warnings.append(PLAIN_HTTP_DISCOVERY_WARNING.format(issuer=issuer))
+    return warnings

@@ -16,29 +16,21 @@ from pathlib import Path
 
 from fe.auth.token_spec import (
     NO_AUDIENCE_WARNING,
+    TOKEN_KEYS,
     TOKEN_PLUGINS,
     InvalidAuthString,
     TokenAuthSpec,
     check_algorithms,
     check_jwks_location,
+    property_values,
     validate_string,
     validate_string_list,
 )
 
 NATIVE = "native"  # the catalog's own accounts, in authentication_chain; never an integration's name
 INTEGRATION_TYPES = TOKEN_PLUGINS
-PROPERTY_KEYS = (
-    "type",
-    "jwks_url",
-    "principal_field",
-    "required_issuer",
-    "required_audience",
-    "allowed_algorithms",
-    "token_as_password",
-    "group_provider",
-    "permitted_groups",
-    "comment",
-)
+# A token user's JSON keys, in its order, with the integration's own around them.
+PROPERTY_KEYS = ("type", *TOKEN_KEYS, "permitted_groups", "comment")
 _LISTS = ("required_issuer", "required_audience", "allowed_algorithms", "group_provider", "permitted_groups")
 MAX_COMMENT = 1024
 
@@ -75,19 +67,11 @@ def parse_integration_properties(
 
     Raises InvalidIntegrationProperties naming the problem.
     """
-    values: dict[str, str] = {}
-    for key, value in properties:
-        if key in values:
-            raise InvalidIntegrationProperties(f"property '{key}' appears more than once")
-        values[key] = value
-    if "type" not in values:
-        raise InvalidIntegrationProperties("missing required property: type")  # StarRocks' text
-    kind = values["type"].strip().lower()
-    if kind not in INTEGRATION_TYPES:
-        raise InvalidIntegrationProperties(
-            f"unsupported security integration type '{values['type']}'; fe supports {', '.join(INTEGRATION_TYPES)}"
-        )
-    values["type"] = kind
+    try:
+        values = property_values(properties, INTEGRATION_TYPES, "security integration")
+    except InvalidAuthString as exc:
+        raise InvalidIntegrationProperties(str(exc)) from None
+    kind = values["type"]
     unknown = [key for key in values if key not in PROPERTY_KEYS]
     if unknown:
         raise InvalidIntegrationProperties(f"unknown property '{unknown[0]}'; allowed: {', '.join(PROPERTY_KEYS)}")
