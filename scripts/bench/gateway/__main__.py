@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", help=f"comma-separated phases to run, of {','.join(PHASES)} (default all)")
     parser.add_argument("--no-uvloop", action="store_true", help="leave out fe with event_loop = uvloop")
     parser.add_argument("--no-workers", action="store_true", help="leave out fe --workers 2")
+    parser.add_argument("--fe-commit", default="HEAD", help="run fe/ as committed in this revision (default HEAD)")
+    parser.add_argument("--work-tree", action="store_true", help="run fe/ as it is in the work tree instead")
     parser.add_argument("--no-install", action="store_true", help="never apt-get install mariadb-server")
     parser.add_argument("--profile", type=Path, metavar="DIR", help="also profile fe with py-spy; files go to DIR")
     parser.add_argument("--output", type=Path, default=DEFAULT_MARKDOWN, help="Markdown document to update")
@@ -78,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         command=" ".join(["python -m scripts.bench.gateway", shlex.join(arguments)]).strip(),
         with_uvloop=not args.no_uvloop,
         with_workers=not args.no_workers,
+        work_tree=args.work_tree,
+        fe_commit=args.fe_commit,
         install=not args.no_install,
         keep=args.keep,
         profile_dir=args.profile,

@@ -34,6 +34,8 @@ class Options:
     command: str = "python -m scripts.bench.gateway"
     with_uvloop: bool = True
     with_workers: bool = True
+    work_tree: bool = False  # run fe as it is in the work tree, not as committed
+    fe_commit: str = "HEAD"  # the commit whose fe/ runs (unless work_tree)
     install: bool = True
     keep: bool = False
     profile_dir: Path | None = None
@@ -65,12 +67,14 @@ def _git(*args: str) -> str:
     return done.stdout.strip()
 
 
-def describe_commit() -> str:
+def describe_commit(work_tree: bool, fe_commit: str = "HEAD") -> str:
     commit = _git("rev-parse", "--short=12", "HEAD") or "unknown"
+    if not work_tree:
+        fe = _git("rev-parse", "--short=12", fe_commit) or fe_commit
+        return f"{fe} (fe/ as committed there)" if fe == commit else f"{commit}; fe/ as committed in {fe}"
     changed = _git("status", "--porcelain", "--", "fe")
     if changed:
-        count = len(changed.splitlines())
-        return f"{commit} (with {count} uncommitted change(s) under fe/ in the work tree)"
+        return f"{commit} with {len(changed.splitlines())} uncommitted change(s) under fe/ (the work tree's fe ran)"
     return commit
 
 
@@ -88,7 +92,7 @@ def environment(options: Options, stack: Stack) -> Environment:
     load = os.getloadavg()
     return Environment(
         command=options.command,
-        commit=describe_commit(),
+        commit=describe_commit(options.work_tree, options.fe_commit),
         date=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         cpu=_cpu_model(),
         cores=os.cpu_count() or 1,
@@ -113,7 +117,10 @@ def run_benchmark(options: Options) -> BenchmarkResult:
         fe_targets.append(FE_2W)
     started = time.monotonic()
     say(f"starting MariaDB and fe ({', '.join(fe_targets)}) ...")
-    with running_stack(fe_targets, install=options.install, keep=options.keep) as stack:
+    commit = None if options.work_tree else _git("rev-parse", options.fe_commit)
+    if not options.work_tree and not commit:
+        raise RuntimeError(f"no commit {options.fe_commit!r} in this repository")
+    with running_stack(fe_targets, commit=commit, install=options.install, keep=options.keep) as stack:
         result = BenchmarkResult(environment(options, stack), rounds=options.plan.rounds)
         with asyncio.Runner(loop_factory=new_client_loop) as runner:
             runner.run(_measure(stack, options, result))

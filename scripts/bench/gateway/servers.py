@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from scripts.bench.fe_server import FeServer
+from scripts.bench.fe_server import REPO_ROOT, FeServer
 from scripts.bench.gateway.results import FE, FE_2W, FE_FRESH, FE_UVLOOP
 from scripts.bench.mariadb import BENCH_PASSWORD, BENCH_USER, MariaDbServer, ensure_installed
 
@@ -118,8 +118,21 @@ def _mariadb_as_root(server: MariaDbServer, statements: list[str]) -> None:
     )
 
 
-def fe_environment(server: MariaDbServer, target: str) -> dict[str, str]:
+def export_committed_fe(repository: Path, commit: str, directory: Path) -> Path:
+    """fe/ as committed (`git archive <commit> fe`) in `directory`: the servers then run code that a commit names,
+    whatever is being edited in the work tree meanwhile. Returns the directory to put on PYTHONPATH."""
+    directory.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", commit, "fe"], cwd=repository, capture_output=True, timeout=60, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(directory)], input=archive.stdout, check=True, timeout=60)
+    return directory
+
+
+def fe_environment(server: MariaDbServer, target: str, fe_source: Path | None = None) -> dict[str, str]:
+    source = {"PYTHONPATH": str(fe_source)} if fe_source is not None else {}
     return {
+        **source,
         "FE_UPSTREAM": f"{server.host}:{server.port}",
         "FE_UPSTREAM_TLS": "verify_identity",
         "FE_UPSTREAM_CA": str(server.base / "server-cert.pem"),
@@ -130,8 +143,11 @@ def fe_environment(server: MariaDbServer, target: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def running_stack(fe_targets: list[str], *, install: bool = True, keep: bool = False) -> Iterator[Stack]:
-    """MariaDB and one fe per target, stopped (and their temporary homes removed, unless `keep`) on exit."""
+def running_stack(
+    fe_targets: list[str], *, commit: str | None = None, install: bool = True, keep: bool = False
+) -> Iterator[Stack]:
+    """MariaDB and one fe per target, stopped (and their temporary homes removed, unless `keep`) on exit. fe runs
+    as committed in `commit` (None: as it is in the work tree)."""
     binaries, problem = ensure_installed(install)
     if binaries is None:
         raise RuntimeError(problem)
@@ -139,12 +155,14 @@ def running_stack(fe_targets: list[str], *, install: bool = True, keep: bool = F
     mariadb = MariaDbServer(binaries, base / "mariadb")
     stack = Stack(mariadb)
     try:
+        fe_source = export_committed_fe(REPO_ROOT, commit, base / "fe-source") if commit else None
         mariadb.start()
         _mariadb_as_root(
             mariadb, [f"CREATE DATABASE {DATABASE}", f"GRANT SELECT ON {DATABASE}.* TO '{BENCH_USER}'@'%'"]
         )
         for target in fe_targets:
-            server = FeServer(base / target, WORKERS.get(target, 1), fe_environment(mariadb, target)).start()
+            environment = fe_environment(mariadb, target, fe_source)
+            server = FeServer(base / target, WORKERS.get(target, 1), environment).start()
             stack.fe[target] = server
             asyncio.run(server.run_as_root([f"CREATE USER {FE_USER} IDENTIFIED BY '{FE_PASSWORD}'"]))
         yield stack
