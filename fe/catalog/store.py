@@ -268,6 +268,10 @@ class Catalog:
             self._default_chain = tuple(chain)
             self._security = None
 
+    @property
+    def default_authentication_chain(self) -> tuple[str, ...]:
+        return self._default_chain
+
     def authentication_chain(self, data_version: int | None = None) -> tuple[str, ...]:
         """`native` and integration names, in the order logins try them (names are not checked for existence
         when the chain comes from fe.conf: skip those get_integration does not know)."""
