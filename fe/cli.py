@@ -1,4 +1,5 @@
-"""The `fe` command: `fe serve` runs the server; `fe token` creates a local signing key and mints test tokens."""
+"""The `fe` command: `fe serve` runs the server; `fe token` creates a local signing key and mints test tokens;
+`fe catalog copy` moves an SQLite catalog into PostgreSQL."""
 
 from __future__ import annotations
 
@@ -33,6 +34,21 @@ def _parser() -> argparse.ArgumentParser:
 
     devtools.add_arguments(token)
     token.add_argument("--home", type=Path, help="directory holding conf/ and meta/ (default: current directory)")
+
+    catalog = commands.add_parser("catalog", help="the user catalog")
+    catalog_commands = catalog.add_subparsers(dest="catalog_command", required=True)
+    copy = catalog_commands.add_parser(
+        "copy",
+        help="copy every table of an SQLite catalog into an empty PostgreSQL catalog, in one transaction",
+        description="Copy every table of an SQLite catalog into a PostgreSQL database that holds no catalog yet "
+        "(or only what a first start creates), in one transaction. The password comes from FE_CATALOG_PASSWORD "
+        "or --password-file (or libpq's PGPASSWORD / ~/.pgpass); avoid putting it in the URL.",
+    )
+    copy.add_argument("--from", dest="source", type=Path, required=True, help="the SQLite catalog (meta/catalog.db)")
+    copy.add_argument("--to", dest="target", required=True, help="postgresql://user@host:port/database")
+    copy.add_argument("--password-file", type=Path, help="a file whose first line is the PostgreSQL password")
+    copy.add_argument("--force", action="store_true",
+                      help="replace the contents of a target that already holds a catalog")  # fmt: skip
     return parser
 
 
@@ -80,10 +96,43 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _catalog_copy(args: argparse.Namespace) -> int:
+    from fe.catalog.copy import copy_catalog
+    from fe.catalog.errors import CatalogError
+    from fe.catalog.pg.location import PASSWORD_ENV, LocationError, is_postgres_location, parse_location
+
+    if not is_postgres_location(args.target):
+        print("fe: --to must be a postgresql:// URL", file=sys.stderr)
+        return 2
+    password = os.environ.get(PASSWORD_ENV)
+    if args.password_file is not None:
+        try:
+            lines = args.password_file.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            print(f"fe: cannot read {args.password_file}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+        password = lines[0] if lines else ""
+    try:
+        target = parse_location(args.target, password)
+    except LocationError as exc:
+        print(f"fe: {exc}", file=sys.stderr)
+        return 2
+    try:
+        counts = copy_catalog(args.source, target, force=args.force)
+    except CatalogError as exc:
+        print(f"fe: {exc}", file=sys.stderr)
+        return 1
+    rows = ", ".join(f"{table} {count}" for table, count in counts.items())
+    print(f"copied {args.source} into {target.describe()} (rows: {rows})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "catalog":
+        return _catalog_copy(args)
     from fe.auth import devtools
 
     home = (args.home or Path.cwd()).resolve()
