@@ -105,20 +105,22 @@ async def latency(client: Client, round_index: int, sql: str, count: int, warmup
     clock = time.perf_counter_ns
     samples: list[int] = []
     fe_cpu, mariadb_cpu = stack.cpu_seconds(client.fe_pid), stack.cpu_seconds(mariadb_pid)
+    client_cpu, busy, begun = time.process_time(), procstats.machine_busy_seconds(), clock()
     for _ in range(count):
         started = clock()
         await connection.query(sql)
         samples.append(clock() - started)
-    fe_cpu = stack.cpu_seconds(client.fe_pid) - fe_cpu
-    mariadb_cpu = stack.cpu_seconds(mariadb_pid) - mariadb_cpu
     return LatencyRound(
         client.target,
         round_index,
         count,
         stats.median(samples) / 1000,
         stats.percentile(samples, 0.99) / 1000,
-        fe_cpu,
-        mariadb_cpu,
+        stack.cpu_seconds(client.fe_pid) - fe_cpu,
+        stack.cpu_seconds(mariadb_pid) - mariadb_cpu,
+        (clock() - begun) / 1e9,
+        time.process_time() - client_cpu,
+        procstats.machine_busy_seconds() - busy,
     )
 
 

@@ -61,6 +61,7 @@ def latency_rows(result: BenchmarkResult, items: list[LatencyRound], scale: floa
                 "" if target == DIRECT else _compare(added, "+" + fmt),
                 "" if target == DIRECT else f"{_mid(mine, lambda r: r.fe_cpu_us_per_query / scale):{fmt}}",
                 f"{_mid(mine, lambda r: 1e6 * r.mariadb_cpu_s / r.count / scale):{fmt}}",
+                f"{_mid(mine, lambda r: r.other_cores):.2f}",
             ]
         )
     return rows
@@ -155,6 +156,7 @@ LATENCY_HEADER = [
     "added at the median",
     "fe CPU µs/query",
     "MariaDB CPU µs/query",
+    "other cores",
 ]
 QPS_HEADER = [
     "target",
@@ -188,6 +190,7 @@ BIG_HEADER = [
     "added at the median",
     "fe CPU ms/query",
     "MariaDB CPU ms/query",
+    "other cores",
 ]
 
 

@@ -34,10 +34,24 @@ class LatencyRound:
     p99_us: float
     fe_cpu_s: float  # fe's process CPU (user + system) over the run (0 for direct: fe was idle)
     mariadb_cpu_s: float
+    seconds: float = 0.0  # the run's wall-clock time
+    client_cpu_s: float = 0.0
+    machine_busy_s: float = 0.0  # all cores, from /proc/stat
 
     @property
     def fe_cpu_us_per_query(self) -> float:
         return 1e6 * self.fe_cpu_s / self.count if self.count else math.nan
+
+    @property
+    def other_cores(self) -> float:
+        """Busy cores that were neither fe, MariaDB nor the client (see QpsRound.other_cores)."""
+        return _other_cores(self.machine_busy_s, self.fe_cpu_s, self.mariadb_cpu_s, self.client_cpu_s, self.seconds)
+
+
+def _other_cores(busy: float, fe: float, mariadb: float, client: float, seconds: float) -> float:
+    if not seconds:
+        return math.nan
+    return max(0.0, busy - fe - mariadb - client) / seconds
 
 
 @dataclass(frozen=True)
@@ -65,9 +79,7 @@ class QpsRound:
     @property
     def other_cores(self) -> float:
         """Busy cores that were neither fe, MariaDB nor the clients: non-zero means something else ran."""
-        if not self.seconds:
-            return math.nan
-        return max(0.0, self.machine_busy_s - self.fe_cpu_s - self.mariadb_cpu_s - self.client_cpu_s) / self.seconds
+        return _other_cores(self.machine_busy_s, self.fe_cpu_s, self.mariadb_cpu_s, self.client_cpu_s, self.seconds)
 
 
 @dataclass(frozen=True)
