@@ -69,6 +69,9 @@ class Settings:
     jwks_no_proxy: str = ""
     # Refuse http:// jwks_url at CREATE/ALTER USER (otherwise accepted with a warning).
     require_https_key_urls: bool = False
+    # OpenID Connect Discovery (a token user or integration with required_issuer and no jwks_url) from http://
+    # issuers and to http:// jwks_uri; off: https:// only. For tests and labs.
+    discovery_allow_http: bool = False
 
     # Where logins of names that are no catalog account go: `native` and security integrations, in order. Used
     # while the catalog has none stored; ADMIN SET FRONTEND CONFIG ("authentication_chain" = ...) stores one.
