@@ -450,7 +450,10 @@ class AccountStatements:
                 )
             try:
                 spec, warnings = parse_token_auth_string(
-                    auth.value, self._settings.conf_dir, require_https=self._settings.require_https_key_urls
+                    auth.value,
+                    self._settings.conf_dir,
+                    require_https=self._settings.require_https_key_urls,
+                    discovery_allow_http=self._settings.discovery_allow_http,
                 )
             except InvalidAuthString as exc:
                 raise errors.wrong_arguments(operation, str(exc)) from None
