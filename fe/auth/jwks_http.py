@@ -1,23 +1,24 @@
-"""JWKS over http(s): fetched with httpx, parsed once, cached per URL.
+"""Documents fe fetches over http(s) — key sets (JWKS) and OpenID Connect Discovery documents (discovery.py) —
+fetched with httpx, parsed once, cached per key (a URL, or an issuer).
 
-Policy (see docs in reference/token-verification.md):
-- Single-flight: one fetch in flight per URL; every login that needs it awaits the same task (shielded, so a
+Policy (see docs in reference/token-verification.md), the same for both kinds:
+- Single-flight: one fetch in flight per key; every login that needs it awaits the same task (shielded, so a
   login that is cancelled does not cancel the fetch the others are waiting for).
-- Soft refresh: once the keys are `jwks_refresh_seconds` old, the next login starts a background refresh and
-  carries on with the current keys.
-- Unknown kid: a token bucket per URL that holds one refetch and gains one per
+- Soft refresh: once a document is `jwks_refresh_seconds` old, the next login starts a background refresh and
+  carries on with the current one.
+- Unknown kid: a token bucket per key that holds one refetch and gains one per
   `jwks_unknown_kid_cooldown_seconds`. So the first unknown kid after a quiet spell refetches at once (an
   identity provider that publishes a new key and signs with it right away is not refused for a cooldown), and a
   flood of random kids costs at most two refetches in any cooldown-long window. A kid miss while a fetch is in
   flight joins that fetch.
 - Failed fetches: retries (by a login, a refresh or a kid miss) wait `jwks_unknown_kid_cooldown_seconds` from
-  the last attempt, so a dead key server is not hammered by login attempts.
-- Failures never replace keys: a failed or unusable response (timeout, redirect, non-200, too big, not JSON,
-  too many keys, no usable key) leaves the last good set in place. Those keys keep working until
-  `jwks_max_stale_seconds` after their last successful fetch; each login served in that state counts as a
-  stale serve and a warning is logged (at most once per cooldown per URL).
-- A successful fetch replaces the set. A key the server no longer publishes is dropped at once rather than kept
-  through a grace period: removing a key is how an identity provider revokes it, and a successful response
+  the last attempt, so a dead server is not hammered by login attempts.
+- Failures never replace documents: a failed or unusable response (timeout, redirect, non-200, too big, not JSON,
+  too many keys, no usable key, a discovery document for another issuer) leaves the last good one in place. It
+  keeps working until `jwks_max_stale_seconds` after its last successful fetch; each login served in that state
+  counts as a stale serve and a warning is logged (at most once per cooldown per key).
+- A successful fetch replaces the document. A key the server no longer publishes is dropped at once rather than
+  kept through a grace period: removing a key is how an identity provider revokes it, and a successful response
   from the configured URL is the only authority on what the keys are.
 """
 
@@ -31,6 +32,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import httpx
 
@@ -40,14 +42,15 @@ from fe.auth.jwk import KeyParseError, KeySet, load_json, parse_jwks
 
 log = logging.getLogger("fe.auth.jwks")
 
+JWKS_ACCEPT = "application/json, application/jwk-set+json"
 
-# Uncompressed only: the size cap then bounds what is read, with no decompression bomb to worry about.
-_REQUEST_HEADERS = {"Accept": "application/json, application/jwk-set+json", "Accept-Encoding": "identity"}
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
 class KeyFetchOptions:
-    """How key sets are fetched and cached: the `jwks_*` settings, under shorter names (see conf/fe.conf)."""
+    """How key sets (and discovery documents) are fetched and cached: the `jwks_*` settings, under shorter names,
+    and `discovery_allow_http` (see conf/fe.conf)."""
 
     refresh_seconds: float = 300.0
     max_stale_seconds: float = 86400.0
@@ -60,6 +63,8 @@ class KeyFetchOptions:
     http_proxy: str = ""
     https_proxy: str = ""
     no_proxy: str = ""
+    # Discovery (no jwks_url) from http:// issuers, and to http:// jwks_uri: for tests and labs only.
+    discovery_allow_http: bool = False
 
     @property
     def proxy(self) -> ProxySettings:
@@ -71,7 +76,7 @@ DEFAULT_KEY_FETCH = KeyFetchOptions()
 
 
 class FetchFailed(Exception):
-    """A JWKS fetch that produced no usable keys; `reason` is a TokenRejected reason code."""
+    """A fetch that produced no usable document; `reason` is a TokenRejected reason code."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
@@ -80,7 +85,9 @@ class FetchFailed(Exception):
 
 
 @dataclass
-class RemoteKeyStats:
+class FetchStats:
+    """Counters per cache key (a JWKS URL, an issuer)."""
+
     fetches: Counter[str] = field(default_factory=Counter)
     fetch_failures: Counter[str] = field(default_factory=Counter)
     unknown_kid_refetches: Counter[str] = field(default_factory=Counter)
@@ -109,10 +116,10 @@ class RefetchBucket:
 
 
 @dataclass
-class _UrlState:
-    url: str
+class _State(Generic[T]):
+    key: str
     unknown_kid_refetches: RefetchBucket
-    keys: KeySet | None = None
+    value: T | None = None
     fetched_at: float = 0.0  # clock time of the last successful fetch
     last_attempt_at: float = float("-inf")
     last_error: FetchFailed | None = None  # set when the latest attempt failed, cleared by a success
@@ -162,136 +169,41 @@ class _ProxyRouter(httpx.AsyncBaseTransport):
             await transport.aclose()
 
 
-class RemoteKeySource:
-    def __init__(
-        self,
-        options: KeyFetchOptions = DEFAULT_KEY_FETCH,
-        *,
-        clock: Callable[[], float] = time.time,
-        http_client: httpx.AsyncClient | None = None,
-    ) -> None:
+class HttpFetcher:
+    """One GET with the key-fetch settings: the whole exchange within `fetch_timeout_seconds`, no redirects, only
+    200, no compressed bodies, at most `max_response_bytes`. The httpx client is made on first use (or given)."""
+
+    def __init__(self, options: KeyFetchOptions = DEFAULT_KEY_FETCH, http_client: httpx.AsyncClient | None = None):
         self._options = options
-        self._clock = clock
         self._client = http_client
         self._owns_client = http_client is None
-        self._states: dict[str, _UrlState] = {}
-        self._background: set[asyncio.Task[None]] = set()
-        self.stats = RemoteKeyStats()
 
-    async def get_keys(self, url: str) -> KeySet:
-        state = self._states.get(url)
-        if state is None:
-            state = self._states[url] = _UrlState(url, RefetchBucket(self._options.unknown_kid_cooldown_seconds))
-        now = self._clock()
-        keys = state.keys
-        if keys is not None:
-            age = now - state.fetched_at
-            if age < self._options.refresh_seconds:
-                return keys
-            if age <= self._options.max_stale_seconds:
-                if state.inflight is None and self._may_attempt(state, now):
-                    self._start_fetch(state)
-                if state.last_error is not None:
-                    self._note_stale_serve(state, now, age)
-                return keys
-        if state.inflight is None and not self._may_attempt(state, now):
-            raise self._unavailable(state, now)
-        await self._join_fetch(state)
-        if state.keys is not None and self._clock() - state.fetched_at <= self._options.max_stale_seconds:
-            return state.keys
-        raise self._unavailable(state, self._clock())
-
-    async def refetch_for_unknown_kid(self, url: str) -> KeySet | None:
-        """Fetch again (shared, rate-limited) because a token named a kid we do not have; the new set or None."""
-        state = self._states.get(url)
-        if state is None:
-            return None
-        if state.inflight is None:
-            now = self._clock()
-            if state.last_error is not None and not self._may_attempt(state, now):
-                return None  # the key server just failed: a kid miss does not retry it sooner than a login would
-            if not state.unknown_kid_refetches.take(now):
-                return None
-            self.stats.unknown_kid_refetches[url] += 1
-        await self._join_fetch(state)
-        return state.keys if state.last_error is None else None
-
-    def key_ages(self) -> dict[str, float]:
-        """Seconds since the last successful fetch, per URL that has keys (for metrics: cache age)."""
-        now = self._clock()
-        return {url: now - state.fetched_at for url, state in self._states.items() if state.keys is not None}
-
-    async def aclose(self) -> None:
-        tasks = [*self._background]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self._owns_client and self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    def _may_attempt(self, state: _UrlState, now: float) -> bool:
-        return now - state.last_attempt_at >= self._options.unknown_kid_cooldown_seconds
-
-    def _start_fetch(self, state: _UrlState) -> asyncio.Task[None]:
-        if state.inflight is None:
-            state.last_attempt_at = self._clock()
-            task = asyncio.get_running_loop().create_task(self._fetch_into(state), name=f"jwks-fetch {state.url}")
-            state.inflight = task
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-        return state.inflight
-
-    async def _join_fetch(self, state: _UrlState) -> None:
-        await asyncio.shield(self._start_fetch(state))
-
-    async def _fetch_into(self, state: _UrlState) -> None:
-        self.stats.fetches[state.url] += 1
-        try:
-            try:
-                keys, skipped = await self._fetch(state.url)
-            except FetchFailed:
-                raise
-            except Exception as exc:  # a bad URL, an unreadable CA bundle, ...: still just a failed fetch
-                log.exception("JWKS fetch from %s raised", state.url)
-                raise FetchFailed("key_server_unreachable", f"{type(exc).__name__}: {exc}") from None
-        except FetchFailed as exc:
-            self.stats.fetch_failures[state.url] += 1
-            state.last_error = exc
-            kept = "keeping the previous keys" if state.keys is not None else "no keys available"
-            log.warning("JWKS fetch from %s failed: %s (%s)", state.url, exc.detail, kept)
-        else:
-            for message in skipped:
-                log.warning("JWKS %s: %s", state.url, message)
-            state.keys = keys
-            state.fetched_at = self._clock()
-            state.last_error = None
-            log.info("JWKS %s: %d usable key(s) loaded", state.url, len(keys.keys))
-        finally:
-            state.inflight = None
-
-    async def _fetch(self, url: str) -> tuple[KeySet, list[str]]:
+    async def get(self, url: str, accept: str) -> bytes:
+        """The body, or FetchFailed: key_server_unreachable for the transport, key_set_invalid for the body."""
         timeout = self._options.fetch_timeout_seconds
         try:
             async with asyncio.timeout(timeout):
-                body = await self._download(url)
+                return await self._download(url, accept)
         except TimeoutError:
             raise FetchFailed("key_server_unreachable", f"timeout after {timeout:g}s") from None
         except httpx.HTTPError as exc:
             raise FetchFailed("key_server_unreachable", _describe_http_error(exc)) from None
-        try:
-            return parse_jwks(load_json(body), url, self._options.max_keys)
-        except KeyParseError as exc:
-            raise FetchFailed("key_set_invalid", str(exc)) from None
 
-    async def _download(self, url: str) -> bytes:
+    async def aclose(self) -> None:
+        if self._owns_client and self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _download(self, url: str, accept: str) -> bytes:
         if self._client is None:
             options = self._options
             self._client = make_http_client(
                 timeout_seconds=options.fetch_timeout_seconds, ca_bundle=options.ca_bundle, proxy=options.proxy
             )
         limit = self._options.max_response_bytes
-        async with self._client.stream("GET", url, headers=_REQUEST_HEADERS, follow_redirects=False) as response:
+        # Uncompressed only: the size cap then bounds what is read, with no decompression bomb to worry about.
+        headers = {"Accept": accept, "Accept-Encoding": "identity"}
+        async with self._client.stream("GET", url, headers=headers, follow_redirects=False) as response:
             if response.is_redirect:
                 target = response.headers.get("location", "?")[:200]
                 raise FetchFailed("key_server_unreachable", f"HTTP {response.status_code} redirect to {target} refused")
@@ -310,33 +222,194 @@ class RemoteKeySource:
                     raise FetchFailed("key_set_invalid", f"response exceeds the {limit}-byte limit")
         return bytes(body)
 
-    def _note_stale_serve(self, state: _UrlState, now: float, age: float) -> None:
-        self.stats.stale_serves[state.url] += 1
+
+class RemoteDocumentCache(Generic[T]):
+    """The policy of this module's docstring for one kind of document, cached per key. A subclass says how a key
+    is loaded (`_load`) and how its failures read (`_unreachable_text`, `_invalid_text`)."""
+
+    what = "document"  # in log lines
+    noun = "document"  # "cached <noun> expired"
+
+    def __init__(
+        self,
+        options: KeyFetchOptions = DEFAULT_KEY_FETCH,
+        *,
+        clock: Callable[[], float] = time.time,
+        http_client: httpx.AsyncClient | None = None,
+        fetcher: HttpFetcher | None = None,
+    ) -> None:
+        """`fetcher` may be shared with another cache (its owner closes it); without one, one is made (from
+        `http_client`, if given) and closed by aclose()."""
+        self._options = options
+        self._clock = clock
+        self._owns_fetcher = fetcher is None
+        self._fetcher = fetcher if fetcher is not None else HttpFetcher(options, http_client)
+        self._states: dict[str, _State[T]] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self.stats = FetchStats()
+
+    async def get(self, key: str) -> T:
+        """The cached document for `key` (fetched first if need be), or TokenRejected."""
+        state = self._states.get(key)
+        if state is None:
+            state = self._states[key] = _State(key, RefetchBucket(self._options.unknown_kid_cooldown_seconds))
+        now = self._clock()
+        value = state.value
+        if value is not None:
+            age = now - state.fetched_at
+            if age < self._options.refresh_seconds:
+                return value
+            if age <= self._options.max_stale_seconds:
+                if state.inflight is None and self._may_attempt(state, now):
+                    self._start_fetch(state)
+                if state.last_error is not None:
+                    self._note_stale_serve(state, now, age)
+                return value
+        if state.inflight is None and not self._may_attempt(state, now):
+            raise self._unavailable(state, now)
+        await self._join_fetch(state)
+        if state.value is not None and self._clock() - state.fetched_at <= self._options.max_stale_seconds:
+            return state.value
+        raise self._unavailable(state, self._clock())
+
+    async def refetch_for_unknown_kid(self, key: str) -> T | None:
+        """Fetch again (shared, rate-limited) because a token named a kid we do not have; the new document or None
+        (nothing fetched yet for this key, the bucket is empty, or the fetch failed)."""
+        state = self._states.get(key)
+        if state is None:
+            return None
+        if state.inflight is None:
+            now = self._clock()
+            if state.last_error is not None and not self._may_attempt(state, now):
+                return None  # the server just failed: a kid miss does not retry it sooner than a login would
+            if not state.unknown_kid_refetches.take(now):
+                return None
+            self.stats.unknown_kid_refetches[key] += 1
+        await self._join_fetch(state)
+        return state.value if state.last_error is None else None
+
+    def ages(self) -> dict[str, float]:
+        """Seconds since the last successful fetch, per key that has a document (for metrics: cache age)."""
+        now = self._clock()
+        return {key: now - state.fetched_at for key, state in self._states.items() if state.value is not None}
+
+    async def aclose(self) -> None:
+        tasks = [*self._background]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._owns_fetcher:
+            await self._fetcher.aclose()
+
+    async def _load(self, key: str) -> tuple[T, list[str]]:
+        """Fetch and parse the document for `key`: (it, warnings to log), or FetchFailed."""
+        raise NotImplementedError
+
+    def _loaded_text(self, key: str, value: T) -> str:
+        return f"{self.what} {key} loaded"
+
+    def _unreachable_text(self, key: str, detail: str) -> str:
+        return f"{self.what} {key} unreachable ({detail})"
+
+    def _invalid_text(self, key: str, detail: str) -> str:
+        return f"{self.what} {key} is unusable ({detail})"
+
+    def _may_attempt(self, state: _State[T], now: float) -> bool:
+        return now - state.last_attempt_at >= self._options.unknown_kid_cooldown_seconds
+
+    def _start_fetch(self, state: _State[T]) -> asyncio.Task[None]:
+        if state.inflight is None:
+            state.last_attempt_at = self._clock()
+            task = asyncio.get_running_loop().create_task(self._fetch_into(state), name=f"fetch {state.key}")
+            state.inflight = task
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        return state.inflight
+
+    async def _join_fetch(self, state: _State[T]) -> None:
+        await asyncio.shield(self._start_fetch(state))
+
+    async def _fetch_into(self, state: _State[T]) -> None:
+        self.stats.fetches[state.key] += 1
+        try:
+            try:
+                value, warnings = await self._load(state.key)
+            except FetchFailed:
+                raise
+            except Exception as exc:  # a bad URL, an unreadable CA bundle, ...: still just a failed fetch
+                log.exception("%s fetch for %s raised", self.what, state.key)
+                raise FetchFailed("key_server_unreachable", f"{type(exc).__name__}: {exc}") from None
+        except FetchFailed as exc:
+            self.stats.fetch_failures[state.key] += 1
+            state.last_error = exc
+            kept = f"keeping the previous {self.noun}" if state.value is not None else f"no {self.noun} available"
+            log.warning("%s fetch for %s failed: %s (%s)", self.what, state.key, exc.detail, kept)
+        else:
+            for message in warnings:
+                log.warning("%s %s: %s", self.what, state.key, message)
+            state.value = value
+            state.fetched_at = self._clock()
+            state.last_error = None
+            log.info("%s", self._loaded_text(state.key, value))
+        finally:
+            state.inflight = None
+
+    def _note_stale_serve(self, state: _State[T], now: float, age: float) -> None:
+        self.stats.stale_serves[state.key] += 1
         if now - state.last_stale_warning_at >= self._options.unknown_kid_cooldown_seconds:
             state.last_stale_warning_at = now
             log.warning(
-                "serving stale JWKS for %s: last successful fetch %.0fs ago (limit %.0fs), last error: %s",
-                state.url,
+                "serving stale %s for %s: last successful fetch %.0fs ago (limit %.0fs), last error: %s",
+                self.what,
+                state.key,
                 age,
                 self._options.max_stale_seconds,
                 state.last_error.detail if state.last_error else "?",
             )
 
-    def _unavailable(self, state: _UrlState, now: float) -> TokenRejected:
+    def _unavailable(self, state: _State[T], now: float) -> TokenRejected:
         error = state.last_error
         detail = error.detail if error else "no successful fetch yet"
-        reason = error.reason if error else "key_server_unreachable"
-        if state.keys is not None:
+        if state.value is not None:
             age = now - state.fetched_at
             limit = self._options.max_stale_seconds
             return TokenRejected(
                 "key_server_unreachable",
-                f"key server unreachable: {state.url} ({detail}); "
-                f"cached keys expired ({age:.0f}s old, limit {limit:.0f}s)",
+                f"{self._unreachable_text(state.key, detail)}; "
+                f"cached {self.noun} expired ({age:.0f}s old, limit {limit:.0f}s)",
             )
-        if reason == "key_set_invalid":
-            return TokenRejected(reason, f"key server {state.url} returned an unusable JWKS ({detail})")
-        return TokenRejected(reason, f"key server unreachable: {state.url} ({detail})")
+        if error is not None and error.reason == "key_set_invalid":
+            return TokenRejected("key_set_invalid", self._invalid_text(state.key, detail))
+        return TokenRejected("key_server_unreachable", self._unreachable_text(state.key, detail))
+
+
+class RemoteKeySource(RemoteDocumentCache[KeySet]):
+    """Key sets by URL."""
+
+    what = "JWKS"
+    noun = "keys"
+
+    async def get_keys(self, url: str) -> KeySet:
+        return await self.get(url)
+
+    def key_ages(self) -> dict[str, float]:
+        return self.ages()
+
+    async def _load(self, key: str) -> tuple[KeySet, list[str]]:
+        body = await self._fetcher.get(key, JWKS_ACCEPT)
+        try:
+            return parse_jwks(load_json(body), key, self._options.max_keys)
+        except KeyParseError as exc:
+            raise FetchFailed("key_set_invalid", str(exc)) from None
+
+    def _loaded_text(self, key: str, value: KeySet) -> str:
+        return f"JWKS {key}: {len(value.keys)} usable key(s) loaded"
+
+    def _unreachable_text(self, key: str, detail: str) -> str:
+        return f"key server unreachable: {key} ({detail})"
+
+    def _invalid_text(self, key: str, detail: str) -> str:
+        return f"key server {key} returned an unusable JWKS ({detail})"
 
 
 def _describe_http_error(exc: httpx.HTTPError) -> str:
