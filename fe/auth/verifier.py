@@ -1,8 +1,9 @@
 """Token verification for token users: a compact JWS checked against the user's own keys and claims rules.
 
 Order: size → shape → header/payload JSON → algorithm policy → key (cached; fetched only on a first use,
-a refresh or a rate-limited unknown-kid refetch) → signature (one OpenSSL call) → claims (exp, nbf, iat,
-iss, aud, principal). Keys named in the token header (`jwk`, `jku`, `x5u`, `x5c`) are never used or fetched.
+a refresh or a rate-limited unknown-kid refetch; with discovery, only once `iss` is one of required_issuer) →
+signature (one OpenSSL call) → claims (exp, nbf, iat, iss, aud, principal). Keys named in the token header
+(`jwk`, `jku`, `x5u`, `x5c`) are never used or fetched.
 
 A token that passed once is remembered (see token_cache.py); a repeat costs a SHA-256, a dict lookup, the
 exp check and a check that the key which verified it is still in the user's current key set.
@@ -110,7 +111,7 @@ class TokenVerifier:
             if now >= cached.exp + self._leeway:
                 self._cache.discard(cache_key)
                 raise TokenRejected("expired", f"token expired at {_iso(cached.exp)}", signature_verified=True)
-            keys = await self.key_store.get_keys(spec)
+            keys = await self.key_store.get_keys(spec, cached.claims.get("iss"))
             if cached.key in keys.members:
                 self._cache_hits += 1
                 return dict(cached.claims)
@@ -168,10 +169,11 @@ class TokenVerifier:
 
     async def _find_key(self, parsed: CompactToken, alg: str, spec: TokenAuthSpec) -> VerificationKey:
         kid = parsed.kid
-        keys = await self.key_store.get_keys(spec)
+        issuer = parsed.claims.get("iss")  # picks the keys only for discovery, which checks it first
+        keys = await self.key_store.get_keys(spec, issuer)
         key = _select_key(keys, alg, kid)
         if key is None:
-            refreshed = await self.key_store.refetch_for_unknown_kid(spec)
+            refreshed = await self.key_store.refetch_for_unknown_kid(spec, issuer, kid)
             if refreshed is not None:
                 key = _select_key(refreshed, alg, kid)
         if key is None:

@@ -9,8 +9,9 @@ Runs on the test's own event loop (asyncio.start_server). `mode` picks the behav
   "huge_unsized"  the same without Content-Length (the body ends when the connection closes)
   "hang"          accept, then never answer
   "reset"         accept, then close at once
-`delay` sleeps before answering; `requests` counts requests per path, and `headers` keeps each request's headers
-(names lower-cased), in order, e.g. to see a forward proxy's `Via`. `stop()` closes the listener so
+`path_modes` overrides `mode` for single paths (e.g. a discovery document that misbehaves while its JWKS does
+not). `delay` sleeps before answering; `requests` counts requests per path, and `headers` keeps each request's
+headers (names lower-cased), in order, e.g. to see a forward proxy's `Via`. `stop()` closes the listener so
 connections are refused; `start()` listens again on the same port.
 """
 
@@ -33,6 +34,7 @@ class JwksServer:
         self.requests: Counter[str] = Counter()
         self.headers: list[dict[str, str]] = []
         self.mode = "ok"
+        self.path_modes: dict[str, str] = {}
         self.status = 500
         self.delay = 0.0
         self.redirect_to = "http://127.0.0.1:1/elsewhere"
@@ -88,7 +90,7 @@ class JwksServer:
                 await writer.wait_closed()
 
     async def _respond(self, path: str, writer: asyncio.StreamWriter) -> None:
-        mode = self.mode
+        mode = self.path_modes.get(path, self.mode)
         if mode == "hang":
             await asyncio.sleep(3600)
         if mode == "reset":
