@@ -173,7 +173,9 @@ class HttpFetcher:
     """One GET with the key-fetch settings: the whole exchange within `fetch_timeout_seconds`, no redirects, only
     200, no compressed bodies, at most `max_response_bytes`. The httpx client is made on first use (or given)."""
 
-    def __init__(self, options: KeyFetchOptions = DEFAULT_KEY_FETCH, http_client: httpx.AsyncClient | None = None):
+    def __init__(
+        self, options: KeyFetchOptions = DEFAULT_KEY_FETCH, http_client: httpx.AsyncClient | None = None
+    ) -> None:
         self._options = options
         self._client = http_client
         self._owns_client = http_client is None
