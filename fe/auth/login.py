@@ -8,14 +8,16 @@ It never touches a socket or a packet header; the server's connection driver doe
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from fe.auth.methods import AuthMethod, LoginAccount, LoginAttempt, LoginDenied, LoginOutcome, LoginServices, Step
 from fe.auth.methods import method_for as _method_for
 from fe.auth.methods.base import Accept
 from fe.auth.methods.front_door import NoAccount
+from fe.auth.methods.integrations import IntegrationChain
+from fe.auth.token_spec import TokenAuthSpec
 
 _NO_ACCOUNT = NoAccount()
 
@@ -36,11 +38,61 @@ class DomainCheck(Protocol):
     async def catch_up(self) -> None: ...
 
 
+class SecurityView(Protocol):
+    """The catalog's security integrations, group providers, chain and external-group grants (SecuritySnapshot)."""
+
+    @property
+    def chain(self) -> tuple[str, ...]: ...
+
+    @property
+    def integrations(self) -> Mapping[str, Any]: ...
+
+    @property
+    def group_providers(self) -> Mapping[str, Any]: ...
+
+    def roles_of_external_groups(
+        self, groups: Iterable[str], *, inherited: bool = False
+    ) -> dict[str, frozenset[str]]: ...
+
+    def with_inherited(self, roles: Iterable[str]) -> frozenset[str]: ...
+
+
+class SecurityLookup(Protocol):
+    def security_snapshot(self, data_version: int | None = None) -> SecurityView: ...
+
+
+GROUP_ACCESS_DENIED = 5206  # StarRocks' ERR_GROUP_ACCESS_DENY (SQLSTATE 42000)
+
+
+@dataclass(frozen=True)
+class IntegrationUser:
+    """The session identity of a name with no account that a security integration admitted: ephemeral, as
+    StarRocks builds it (`'user'@'<client address>'`); nothing is written to the catalog for it."""
+
+    name: str
+    host: str
+    plugin: str
+    token_spec: TokenAuthSpec | None
+    effective_roles: frozenset[str] = frozenset()
+    auth_string: str = ""
+
+    @property
+    def is_user_admin(self) -> bool:
+        return bool(self.effective_roles & {"root", "user_admin"})
+
+
 class Authenticator:
-    def __init__(self, accounts: AccountLookup, services: LoginServices, domains: DomainCheck | None = None) -> None:
+    def __init__(
+        self,
+        accounts: AccountLookup,
+        services: LoginServices,
+        domains: DomainCheck | None = None,
+        security: SecurityLookup | None = None,
+    ) -> None:
         self.accounts = accounts
         self.services = services
         self.domains = domains
+        self.security = security
 
     async def find_account(self, attempt: LoginAttempt) -> LoginAccount | None:
         # One read of the catalog's change marker serves both the domain check and the login cache.
@@ -48,13 +100,18 @@ class Authenticator:
         if self.domains is not None and not self.domains.is_current(marker):
             await self.domains.catch_up()
             marker = self.accounts.change_marker()  # it may have moved while domains were resolved
+        attempt.data_version = marker[0]
         return self.accounts.find_login_account(attempt.user, attempt.client_host, data_version=marker[0])
 
     def choose(self, attempt: LoginAttempt, account: LoginAccount | None) -> AuthMethod:
         """The method that runs this login: the account's own; for a name that is no account, one whose exchange
         is the built-in methods' own (fe/auth/methods/front_door.py), so a stranger cannot tell the difference."""
         if account is None:
-            return _NO_ACCOUNT
+            if self.security is None:
+                return _NO_ACCOUNT
+            snapshot = self.security.security_snapshot(attempt.data_version)
+            chain = [snapshot.integrations[name] for name in snapshot.chain if name in snapshot.integrations]
+            return IntegrationChain(chain) if chain else _NO_ACCOUNT
         method = _method_for(account.plugin)
         if method is None:
             attempt.plugin = account.plugin
@@ -83,7 +140,55 @@ class Authenticator:
             raise login.refused(denied) from None
         finally:
             await exchange.aclose()
-        yield login.accepted(step)
+        yield await self.finish(login, step)
+
+    async def finish(self, login: Login, accept: Accept) -> LoginOutcome:
+        """The outcome of an accepted login: its identity (an integration's ephemeral one for a name with no
+        account), the groups its providers give it, and its roles — granted to it, to its groups, and public.
+        Raises LoginDenied when the integration's permitted_groups admit none of its groups."""
+        attempt, account = login.attempt, login.account
+        snapshot = self.security.security_snapshot(attempt.data_version) if self.security is not None else None
+        integration = snapshot.integrations.get(accept.integration) if snapshot and accept.integration else None
+        if integration is not None:
+            account = IntegrationUser(attempt.user, attempt.client_host, integration.type, integration.spec)
+            providers = tuple(integration.group_providers)
+        else:
+            spec = account.token_spec if account is not None else None
+            providers = tuple(getattr(spec, "group_providers", ()) or ())
+        if account is None:  # a method must never accept a login for a name that is no account
+            raise LoginDenied("unknown_user")
+        groups: frozenset[str] = frozenset()
+        if providers and snapshot is not None and self.services.resolve_groups is not None:
+            known = tuple(snapshot.group_providers[name] for name in providers if name in snapshot.group_providers)
+            groups = await self.services.resolve_groups(known, attempt.user, accept.claims)
+        if integration is not None and not integration.permits(groups):
+            raise LoginDenied(
+                "group_denied",
+                code=GROUP_ACCESS_DENIED,
+                message=f"Group Access Denied: user '{attempt.user}' is in none of the permitted groups of security "
+                f"integration '{integration.name}'",
+                log_detail=f"groups {sorted(groups)}; permitted {list(integration.permitted_groups or ())}",
+            )
+        roles = frozenset(account.effective_roles)
+        if snapshot is not None and groups:
+            for granted in snapshot.roles_of_external_groups(groups, inherited=True).values():
+                roles |= granted
+        if integration is not None:
+            account = IntegrationUser(
+                attempt.user, attempt.client_host, integration.type, integration.spec, effective_roles=roles
+            )
+        return LoginOutcome(
+            user=attempt.user,
+            account=account,
+            method=attempt.plugin,
+            reason="ok",
+            claims=accept.claims,
+            secure=attempt.secure,
+            after_ok=accept.before_ok,
+            integration=integration.name if integration is not None else None,
+            groups=groups,
+            roles=roles | {"public"},
+        )
 
 
 @dataclass
@@ -93,20 +198,6 @@ class Login:
     attempt: LoginAttempt
     account: LoginAccount | None
     exchange: AsyncGenerator[Step, bytes]
-
-    def accepted(self, accept: Accept) -> LoginOutcome:
-        account, attempt = self.account, self.attempt
-        if account is None:  # a method must never accept a login for an account that does not exist
-            raise LoginDenied("unknown_user")
-        return LoginOutcome(
-            user=attempt.user,
-            account=account,
-            method=attempt.plugin,
-            reason="ok",
-            claims=accept.claims,
-            secure=attempt.secure,
-            after_ok=accept.before_ok,
-        )
 
     def refused(self, denied: LoginDenied) -> LoginDenied:
         if self.account is None and denied.reason == "bad_password":

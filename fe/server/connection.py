@@ -169,7 +169,7 @@ class Connection:
                 event = await self.stream.next_event()
                 assert isinstance(event, AuthReply)
                 step = await exchange.asend(event.payload)
-            outcome = login.accepted(step)
+            outcome = await self.server.authenticator.finish(login, step)
         except LoginDenied as exc:
             if login is not None:
                 login.refused(exc)
@@ -231,6 +231,8 @@ class Connection:
             matched_name=outcome.account.name,
             matched_host=outcome.account.host,
             login=outcome,
+            groups=outcome.groups,
+            security_integration=outcome.integration,
         )
         if database:
             try:
@@ -250,8 +252,7 @@ class Connection:
         """Connect the session to the upstream as the account its roles map to; (reason, detail) if it cannot."""
         gateway = self.gateway
         assert gateway is not None
-        account = outcome.account
-        roles = frozenset(account.effective_roles) | {"public"}
+        roles = outcome.roles
         upstream_account = gateway.account_for(roles)
         if upstream_account is None:
             return "no_upstream_account", "no upstream account for this session (no mapped role and no upstream_user)"

@@ -7,8 +7,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from fe.auth import passwords
+from fe.auth.groups import GroupResolver
 from fe.auth.login import Authenticator, DomainCheck
 from fe.auth.methods import LoginAccount, LoginServices, TokenChecker
 from fe.catalog import Catalog, CatalogError
@@ -54,6 +57,19 @@ class PasswordUpgrades:
             await asyncio.wait(set(self._tasks))
 
 
+def _group_resolver(
+    settings: Settings,
+) -> Callable[[tuple[Any, ...], str, Mapping[str, Any] | None], Awaitable[frozenset[str]]]:
+    resolver = GroupResolver(settings.conf_dir)
+
+    async def resolve(providers: tuple[Any, ...], user: str, claims: Mapping[str, Any] | None) -> frozenset[str]:
+        if all(getattr(provider, "type", "") == "jwt" for provider in providers):
+            return resolver.resolve_groups(providers, user, claims)  # the token's own claims: no I/O
+        return await asyncio.to_thread(resolver.resolve_groups, providers, user, claims)
+
+    return resolve
+
+
 def make_authenticator(
     catalog: Catalog, tokens: TokenChecker, tls: TlsMaterial, settings: Settings, domains: DomainCheck | None
 ) -> Authenticator:
@@ -67,5 +83,6 @@ def make_authenticator(
         max_token_bytes=settings.max_token_bytes,
         token_as_password=settings.token_as_password,
         full_error_detail=settings.login_error_detail == "full",
+        resolve_groups=_group_resolver(settings),
     )
-    return Authenticator(catalog, services, domains)
+    return Authenticator(catalog, services, domains, security=catalog)

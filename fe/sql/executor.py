@@ -31,7 +31,13 @@ from fe.sql.integrations import SecurityStatements
 from fe.sql.redact import describe_failure, mask_secrets
 from fe.sql.results import Column, OkResult, Result, ResultSet, SqlError, syntax_error
 from fe.sql.session import Session, Warning_
-from fe.sql.variables import READ_ONLY, SERVER_VERSION, boolean_value, system_variable_defaults
+from fe.sql.variables import (
+    READ_ONLY,
+    SECURITY_INTEGRATION_VARIABLE,
+    SERVER_VERSION,
+    boolean_value,
+    system_variable_defaults,
+)
 from fe.util.lru import BoundedLRU
 
 log = logging.getLogger(__name__)
@@ -317,6 +323,8 @@ class Executor:
     def _read_variable(self, session: Session, name: str, scope: str | None) -> object:
         if name == "autocommit":
             return int(session.autocommit)
+        if name == SECURITY_INTEGRATION_VARIABLE:
+            return session.security_integration  # NULL unless a security integration admitted this session
         if name in session.variables:
             return session.variables[name]
         if name in self._defaults:
@@ -327,6 +335,7 @@ class Executor:
         values = dict(self._defaults)
         values.update((name, value) for name, value in session.variables.items() if not name.startswith("@"))
         values["autocommit"] = "ON" if session.autocommit else "OFF"
+        values[SECURITY_INTEGRATION_VARIABLE] = session.security_integration or ""
         return values
 
 

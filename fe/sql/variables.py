@@ -20,8 +20,13 @@ SQL_MODE = (
 )
 
 # Values a SET may not change.
+# The security integration that admitted the session (a name with no account), for the session to read:
+# SELECT @@security_integration (NULL for an account's session).
+SECURITY_INTEGRATION_VARIABLE = "security_integration"
+
 READ_ONLY = frozenset(
     {
+        SECURITY_INTEGRATION_VARIABLE,
         "version",
         "version_comment",
         "license",

@@ -62,6 +62,7 @@ class LoginAttempt:
     nonce: bytes  # the 20-byte scramble the client's proofs are made with
     secure: bool  # the connection is TLS
     plugin: str = ""  # the plugin whose exchange runs, for the log
+    data_version: int | None = None  # the catalog's change marker read for this login
     sent_credentials: bool = False  # MySQL's "(using password: YES)"
 
     def __post_init__(self) -> None:
@@ -79,6 +80,7 @@ class Accept:
 
     claims: Mapping[str, Any] | None = None
     before_ok: tuple[bytes, ...] = ()
+    integration: str | None = None  # the security integration that vouched for a name with no account
 
 
 Step = bytes | Accept
@@ -95,6 +97,9 @@ class LoginOutcome:
     claims: Mapping[str, Any] | None
     secure: bool
     after_ok: tuple[bytes, ...] = ()  # sent just before the login's OK
+    integration: str | None = None  # the security integration that admitted a name with no account
+    groups: frozenset[str] = frozenset()  # from the group providers of the account or integration
+    roles: frozenset[str] = frozenset()  # granted to the account, to its groups, and public (with inherited ones)
 
 
 class LoginDenied(Exception):
@@ -142,6 +147,8 @@ class LoginServices:
     decoy_verifier: str  # what an unknown user's password is checked against, so timing tells nothing
     max_token_bytes: int
     token_as_password: bool = True  # a token user may send the token as the password (over TLS)
+    # The groups group providers give a user (run off the event loop: files and the OS's group database).
+    resolve_groups: Callable[[tuple[Any, ...], str, Mapping[str, Any] | None], Awaitable[frozenset[str]]] | None = None
     full_error_detail: bool = False  # development: every refusal tells the client its reason
     # caching_sha2_password's fast path: SHA256(SHA256(pw)) of users who did a full authentication.
     sha2_fast_path: BoundedLRU[tuple[str, str, str], bytes] = field(

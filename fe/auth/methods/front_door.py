@@ -88,6 +88,7 @@ Credential = NoPassword | Scramble | Cleartext | TokenPacket
 class Accepted:
     claims: dict[str, object] | None = None
     before_ok: tuple[bytes, ...] = ()
+    integration: str | None = None  # the security integration that vouched for a name with no account
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +106,7 @@ class Refused:
 
     reason: str
     detail: str
+    integration: str | None = None
 
 
 Verdict = Accepted | Unverified | Refused
@@ -211,7 +213,7 @@ async def front_door(
                 raise LoginDenied("insecure_password", "send the password over TLS or with the server's RSA key")
             verdict = await check(Cleartext(password, over_tls=attempt.secure))
     if isinstance(verdict, Accepted):
-        yield Accept(claims=verdict.claims, before_ok=verdict.before_ok)
+        yield Accept(claims=verdict.claims, before_ok=verdict.before_ok, integration=verdict.integration)
         return
     raise _denied(verdict)
 
