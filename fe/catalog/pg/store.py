@@ -282,7 +282,7 @@ class PostgresCatalog:
             self._available = True
             was_lost, self._was_lost = self._was_lost, False
         if was_lost:
-            log.warning("the user catalog %s answers again; caches start over", self.location.describe())
+            log.info("the user catalog %s answers again; caches start over", self.location.describe())
 
     def _new_pool(self) -> ConnectionPool[Connection]:
         return ConnectionPool(

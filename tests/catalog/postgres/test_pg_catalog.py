@@ -3,6 +3,7 @@ what only PostgreSQL has (first start, migrations under a lock, refusing unusabl
 
 from __future__ import annotations
 
+import inspect
 import threading
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from fe.auth.passwords import verify_password
 from fe.catalog import CACHING_SHA2, CatalogBusyError, CatalogError, Credentials
-from fe.catalog.backends import catalog_password, open_catalog_from_settings
+from fe.catalog.backends import CatalogBackend, catalog_password, open_catalog_from_settings
 from fe.catalog.pg import (
     CatalogUnavailableError,
     LocationError,
@@ -243,3 +244,24 @@ def test_settings_choose_the_backend(
     monkeypatch.setenv("FE_CATALOG", "mysql://nope")
     with pytest.raises(CatalogError, match="postgresql://"):
         open_catalog_from_settings(settings)
+
+
+def test_both_catalogs_have_the_same_public_methods() -> None:
+    """A method added to the SQLite catalog must be added to the PostgreSQL one (and to CatalogBackend): the server
+    calls either the same way."""
+
+    def public(cls: type) -> dict[str, inspect.Signature | str]:
+        found: dict[str, inspect.Signature | str] = {}
+        for name, member in vars(cls).items():
+            if name.startswith("_") or name == "open":
+                continue
+            found[name] = "property" if isinstance(member, property) else inspect.signature(member)
+        return found
+
+    sqlite_methods, postgres_methods = public(Catalog), public(PostgresCatalog)
+    missing = sorted(set(sqlite_methods) - set(postgres_methods))
+    assert missing == [], f"PostgresCatalog lacks {missing}"
+    differing = [name for name in sqlite_methods if sqlite_methods[name] != postgres_methods[name]]
+    assert differing == [], f"signatures differ: {differing}"
+    backend = {name for name in vars(CatalogBackend) if not name.startswith("_")}
+    assert set(sqlite_methods) - backend <= {"path"}, "CatalogBackend lacks some"

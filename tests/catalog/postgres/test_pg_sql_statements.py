@@ -9,13 +9,20 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from psycopg import sql
 
-from fe.catalog.pg import PostgresCatalog, PostgresLocation
+from fe.auth.passwords import hash_password
+from fe.catalog import Credentials
+from fe.catalog.copy import TABLES
+from fe.catalog.pg import PostgresCatalog, parse_location
+from fe.catalog.pg.schema import insert_root
 from fe.config import Settings
 from fe.sql import Executor, Session
 from tests.sql import test_role_escalation, test_role_inheritance, test_sql_accounts, test_token_user_options
+from tests.support.postgres_server import shared_postgres
 
 _FIXTURES = ("deputy", "strict")  # defined in those modules, used by their tests
+ROOT_HASH = hash_password("rootpw")
 
 
 def _adopt(module: ModuleType) -> None:
@@ -34,10 +41,29 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(home=tmp_path)
 
 
-@pytest.fixture
-def catalog(location: PostgresLocation) -> Iterator[PostgresCatalog]:
+@pytest.fixture(scope="module")
+def module_catalog() -> Iterator[PostgresCatalog]:
+    """One catalog for the module (opening one costs a schema's creation and a password hash): each test gets it
+    back as a first start leaves it."""
+    postgres = shared_postgres()
+    schema = postgres.create_schema("sql")
+    location = parse_location(postgres.url(schema=schema), password=postgres.test_password)
     with PostgresCatalog.open(location, root_password="rootpw") as opened:
         yield opened
+    postgres.drop_schema(schema)
+
+
+@pytest.fixture
+def catalog(module_catalog: PostgresCatalog) -> PostgresCatalog:
+    root = module_catalog.get_account("root", "%")
+    assert root is not None
+    with module_catalog._write() as conn:  # through the catalog, so that its caches start over at once
+        for table in reversed(TABLES):
+            if table.name != "roles":
+                conn.execute(sql.SQL("DELETE FROM {}").format(sql.Identifier(table.name)))
+        conn.execute("DELETE FROM roles WHERE NOT builtin")
+        insert_root(conn, Credentials(root.plugin, ROOT_HASH, root.plugin_display))
+    return module_catalog
 
 
 @pytest.fixture
