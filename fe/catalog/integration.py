@@ -21,6 +21,7 @@ from fe.auth.token_spec import (
     InvalidAuthString,
     TokenAuthSpec,
     check_algorithms,
+    check_discovery_issuers,
     check_jwks_location,
     property_values,
     validate_string,
@@ -62,6 +63,7 @@ def parse_integration_properties(
     conf_dir: Path,
     *,
     require_https: bool = False,
+    discovery_allow_http: bool = False,
 ) -> tuple[SecurityIntegration, list[str]]:
     """Validate PROPERTIES (of CREATE, or the merged result of ALTER … SET); return the integration and warnings.
 
@@ -95,6 +97,9 @@ def parse_integration_properties(
                 normalised[key] = validate_string(key, values[key])
         if "jwks_url" in normalised:
             warnings += check_jwks_location(normalised["jwks_url"], conf_dir, require_https)
+        else:  # the keys are found from the issuer: each must be a URL discovery may fetch
+            issuers = tuple(normalised["required_issuer"].split(","))
+            warnings += check_discovery_issuers(issuers, discovery_allow_http)
         if "allowed_algorithms" in normalised:
             check_algorithms(tuple(normalised["allowed_algorithms"].split(",")))
         integration = integration_from_properties(name, tuple(normalised.items()))

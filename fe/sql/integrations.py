@@ -135,7 +135,11 @@ class SecurityStatements:
     ) -> tuple[SecurityIntegration, list[str]]:
         try:
             return parse_integration_properties(
-                name, properties, self._settings.conf_dir, require_https=self._settings.require_https_key_urls
+                name,
+                properties,
+                self._settings.conf_dir,
+                require_https=self._settings.require_https_key_urls,
+                discovery_allow_http=self._settings.discovery_allow_http,
             )
         except InvalidIntegrationProperties as exc:
             raise errors.wrong_arguments(operation, str(exc)) from None

@@ -102,6 +102,20 @@ async def test_discovery_needs_no_jwks_url(executor: Executor, root: Session, ca
     assert disc is not None and disc.spec.discovers_keys and disc.spec.jwks_url == ""
 
 
+@pytest.mark.parametrize("issuer", ["corp", "http://idp.example", "https://user:pw@idp.example", "https://idp/?q=1"])
+async def test_discovery_issuers_must_be_https_urls(
+    executor: Executor, root: Session, catalog: Catalog, issuer: str
+) -> None:
+    failure = await error(
+        executor,
+        root,
+        'CREATE SECURITY INTEGRATION disc PROPERTIES ("type" = "authentication_jwt", '
+        f'"required_issuer" = "{issuer}", "required_audience" = "fe")',
+    )
+    assert failure.code == 1210 and "issuer" in failure.message
+    assert "disc" not in stored(catalog)
+
+
 async def test_if_not_exists_and_duplicates(executor: Executor, root: Session, catalog: Catalog) -> None:
     await run(executor, root, CORP)
     assert await executor.execute(root, CORP.replace("INTEGRATION corp", "INTEGRATION IF NOT EXISTS corp")) == (
