@@ -205,11 +205,10 @@ def text_table(header: Sequence[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def markdown_table(header: Sequence[str], rows: list[list[str]]) -> str:
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|",
-    ]
+def markdown_table(header: Sequence[str], rows: list[list[str]], numbers: bool = True) -> str:
+    """Numbers right-aligned after the first column (numbers=False: every column left-aligned)."""
+    rule = "|" + "|".join("---" if i == 0 or not numbers else "---:" for i in range(len(header))) + "|"
+    lines = ["| " + " | ".join(header) + " |", rule]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -255,20 +254,28 @@ def render_markdown(result: BenchmarkResult) -> str:
         "",
         f"- command: `{env.command}` ({result.rounds} interleaved rounds)",
         f"- commit: {env.commit}; run {env.date}",
-        f"- machine: {env.cores} cores ({env.cpu}), shared by the client, fe and MariaDB; " + "; ".join(env.notes),
+        f"- machine: {env.cores} cores ({env.cpu}); " + "; ".join(env.notes),
         f"- Python {env.python}, {env.openssl}, MariaDB {env.mariadb}; the client on {env.client_loop}",
         f"- fe's RSS after start and login of its users: {result.fe_rss_start / MIB:.1f} MiB",
         "",
         "### Verdicts",
         "",
-        markdown_table(["goal", "measured (fe, standard asyncio loop)", "verdict"], _verdict_rows(result)),
+        markdown_table(["goal", "measured (fe, standard asyncio loop)", "verdict"], _verdict_rows(result), False),
         "",
     ]
     for title, header, rows in _sections(result):
         lines += [f"### {title}", "", markdown_table(header, rows), ""]
     for phase, summary in result.profiles.items():
-        lines += [f"### py-spy profile of fe during the {phase} load", "", "```", summary, "```", ""]
+        load = PROFILE_LOADS.get(phase, phase)
+        lines += [f"### Where fe's Python time goes: py-spy --gil during {load}", "", "```", summary, "```", ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+PROFILE_LOADS = {
+    "latency": "`SELECT 1` round trips, 1 client",
+    "qps": "`SELECT 1` from 16 clients",
+    "stream": "the large result",
+}
 
 
 def _verdict_rows(result: BenchmarkResult) -> list[list[str]]:

@@ -102,7 +102,7 @@ def environment(options: Options, stack: Stack) -> Environment:
         client_loop=client_loop_name(),
         notes=(
             f"load average at the start {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min)",
-            "the client process, fe and MariaDB share the machine's cores; nothing is pinned",
+            "the client process, fe and MariaDB share the cores (nothing pinned) with whatever else runs",
         ),
     )
 
