@@ -1,8 +1,8 @@
 """Gateway benchmark: fe relaying to a real MariaDB, next to the same client talking to that MariaDB directly.
 
-    python -m scripts.bench.gateway            # the full run (about 3 minutes on 2 cores); rewrites the results
+    python -m scripts.bench.gateway            # the full run (about 2½ minutes on 2 cores); rewrites the results
                                                # section of docs/gateway.md
-    python -m scripts.bench.gateway --quick    # a smoke run (about a minute): 2 short rounds, a 50 MB result
+    python -m scripts.bench.gateway --quick    # a smoke run (under a minute): 2 short rounds, a 50 MB result
     python -m scripts.bench.gateway --profile /tmp/gw-profile   # also py-spy profiles of fe under each load
 
 Run from the repository root. Needs MariaDB (`apt-get install -y mariadb-server`; installed on the fly when run as
