@@ -235,6 +235,8 @@ def _check(settings: Settings) -> None:
         parse_proxy_networks(settings.proxy_protocol_from)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    if settings.upstream_pool_size < 1 or settings.upstream_pool_idle_seconds < 0:
+        raise ConfigError("upstream_pool_size must be at least 1 and upstream_pool_idle_seconds at least 0")
     if settings.token_session_policy not in ("none", "expire"):
         raise ConfigError(f"token_session_policy must be none or expire, got {settings.token_session_policy!r}")
     try:

@@ -32,7 +32,7 @@ from fe.server.relay import RelayBroken, UpstreamSession
 from fe.server.stream import ConnectionClosed, PacketStream
 from fe.sql.redact import describe_failure
 from fe.sql.results import OkResult, ResultSet, SqlError
-from fe.sql.routing import is_fe_statement
+from fe.sql.routing import MAX_FE_STATEMENT, is_fe_statement
 from fe.sql.session import Session
 from fe.upstream.errors import UpstreamError
 
@@ -380,11 +380,13 @@ class Connection:
     async def _relay_or_answer(self, session: Session, upstream: UpstreamSession, event: CommandReceived) -> bool:
         """Through the gateway: fe's own statements stay with fe; every other command goes to the database."""
         command, body = event.command, event.body
-        if command == Command.QUERY:
-            sql = body.decode("utf-8", "replace")
-            if is_fe_statement(sql):
-                await self._query(session, body)
-                return True
+        if (
+            command == Command.QUERY
+            and len(body) <= MAX_FE_STATEMENT
+            and is_fe_statement(body.decode("utf-8", "replace"))
+        ):
+            await self._query(session, body)
+            return True
         try:
             await upstream.relay(bytes((command,)) + body)
         except RelayBroken as exc:

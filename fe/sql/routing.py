@@ -2,10 +2,14 @@
 security integrations, group providers, authentication settings and its own status counters. Everything else is
 the database's and is relayed without being parsed.
 
-The decision reads the statement's first tokens with the fe dialect's tokenizer (no parse): a few microseconds.
+The decision looks at the statement's first word (past whitespace and comments) and, only when it could start one
+of fe's statements, reads its first tokens with the fe dialect's tokenizer (no parse): well under a microsecond for
+the database's queries, a few microseconds for fe's.
 """
 
 from __future__ import annotations
+
+import re
 
 import sqlglot.errors
 from sqlglot.tokens import Token, TokenType
@@ -13,7 +17,7 @@ from sqlglot.tokens import Token, TokenType
 from fe.sql.dialect import FeDialect
 
 # fe statements are short; anything longer (a bulk INSERT) is the database's without a look.
-_MAX_FE_STATEMENT = 64 * 1024
+MAX_FE_STATEMENT = 64 * 1024
 _LOOK_AHEAD = 8
 _OBJECTS = {"USER", "ROLE"}
 _FE_OBJECTS = {("SECURITY", "INTEGRATION"), ("GROUP", "PROVIDER")}
@@ -21,10 +25,16 @@ _SHOW_FE = {"AUTHENTICATION", "USERS", "GRANTS", "ROLES"}
 _SHOW_FE_PAIRS = {("ALL", "AUTHENTICATION"), ("SECURITY", "INTEGRATIONS"), ("GROUP", "PROVIDERS")}
 
 _dialect = FeDialect()
+# Whitespace and comments, then the first word: only these can begin a statement fe answers.
+_FIRST_WORD = re.compile(r"(?:\s+|/\*(?!!).*?\*/|--[^\n]*(?:\n|$)|#[^\n]*(?:\n|$))*([A-Za-z]+)", re.DOTALL)
+_CANDIDATES = frozenset({"CREATE", "ALTER", "DROP", "GRANT", "REVOKE", "SET", "ADMIN", "SHOW"})
 
 
 def is_fe_statement(sql: str) -> bool:
-    if len(sql) > _MAX_FE_STATEMENT:
+    if len(sql) > MAX_FE_STATEMENT:
+        return False
+    lead = _FIRST_WORD.match(sql)
+    if lead is None or lead.group(1).upper() not in _CANDIDATES:
         return False
     try:
         tokens = _dialect.tokenize(sql)
