@@ -103,8 +103,9 @@ class ChangeWatcher:
         conn.add_notify_handler(lambda notify: self._notified(notify.payload))
         # LISTEN before reading the counter: a change committed in between is then either in the count or notified.
         conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(CHANNEL)))
+        counter = _read_counter(conn)  # (notifications that arrive meanwhile take the lock: not held here)
         with self._seen_lock:
-            self._seen = _read_counter(conn)
+            self._seen = counter if self._seen is None else max(self._seen, counter)
         self._lost = False
         self._on_connected()
         self._connected.set()
