@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
+import psycopg
 import pytest
 
 from fe.catalog import CACHING_SHA2, Account, CatalogBusyError, Credentials
@@ -41,11 +42,15 @@ def login(node: PostgresCatalog, name: str, client: str = "10.0.0.7") -> Account
     return node.find_login_account(name, client, data_version=node.change_marker()[0])
 
 
-def settled_login(node: PostgresCatalog, name: str) -> Account | None:
-    """A login once the node has taken in the notifications of earlier changes (each drops the node's cache): what
-    it caches now stays until the next change."""
-    time.sleep(0.3)
-    return login(node, name)
+def settle(*nodes: PostgresCatalog) -> None:
+    """Wait until the nodes have taken in every change made so far (each drops a node's cache): what they look up
+    afterwards stays cached until the next change."""
+    for node in nodes:
+        with psycopg.connect(**node.location.connect_kwargs()) as conn:
+            row = conn.execute("SELECT version FROM fe_change_counter").fetchone()
+        assert row is not None
+        counter = row[0]
+        seconds_until(lambda node=node, counter=counter: node._watcher._seen == counter)  # type: ignore[misc]
 
 
 def seconds_until(condition: Callable[[], bool], limit: float = 5.0) -> float:
@@ -106,7 +111,8 @@ def test_while_postgres_is_down_cached_logins_go_on_and_writes_are_refused_then_
     node_a.create_user("kim", "%", PASSWORD)
     node_a.create_role("later")
     assert seconds_until(lambda: login(node_b, "kim") is not None) < WITHIN
-    assert settled_login(node_a, "kim") is not None and login(node_b, "kim") is not None
+    settle(node_a, node_b)
+    assert login(node_a, "kim") is not None and login(node_b, "kim") is not None
 
     postgres.stop()  # pg_ctl stop -m fast
     try:
@@ -145,7 +151,8 @@ def test_a_change_made_while_a_node_was_cut_off_is_seen_when_it_reconnects(
     with PostgresCatalog.open(cut_off) as node_c:
         node_a.create_user("zoe", "%", PASSWORD)
         assert seconds_until(lambda: login(node_c, "zoe") is not None) < WITHIN
-        assert settled_login(node_c, "zoe") is not None
+        settle(node_c)
+        assert login(node_c, "zoe") is not None
         # C's connections are cut (as by a network fault); A writes before C is back.
         postgres.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'fe_node_c'")
         seconds_until(lambda: not node_c.available)

@@ -110,7 +110,15 @@ def test_the_snapshot_stays_at_hand_while_postgres_is_down(
             assert time.monotonic() < deadline
             time.sleep(0.01)
         catalog.grant_roles_to_external_group("dba", ["public"])  # and a change just before the outage
-        time.sleep(0.5)  # its notification arrives; the node reads the snapshot again in the background
+        # Its notification arrives, and the node reads the snapshot again in the background, unasked.
+        deadline = time.monotonic() + 5
+        while not (
+            other._security is not None
+            and other._security_version == other.change_marker()[0]
+            and "dba" in other._security.group_roles
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
         postgres.stop()
         try:
             while other.available:
