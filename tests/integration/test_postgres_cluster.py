@@ -90,9 +90,8 @@ def test_a_user_created_on_a_logs_in_on_b_within_a_second_and_a_drop_is_refused_
 def test_postgres_down_cached_logins_go_on_writes_refused_then_back_without_restart(cluster: Cluster) -> None:
     root_execute(cluster.a, "CREATE USER kim IDENTIFIED BY 'kim-pw'")
     assert seconds_until(lambda: logs_in(cluster.b, "kim", "kim-pw")) < WITHIN
-    time.sleep(
-        1.5
-    )  # both nodes have taken in every change (by notification, or the 1 s check): what they look up now stays cached
+    # Both nodes take in every change (by notification, or the 1 s check): what they look up after stays cached.
+    time.sleep(1.5)
     for node in (cluster.a, cluster.b):
         assert logs_in(node, "kim", "kim-pw") and logs_in(node, "root", ROOT_PASSWORD)
     admin = root_connection(cluster.a)  # a session opened before the outage
