@@ -113,6 +113,11 @@ class Settings:
     upstream_read_timeout_seconds: float = 0.0
     upstream_connect_timeout_seconds: float = 10.0
 
+    # The catalog: empty (or sqlite) for the embedded SQLite file in meta/, or postgresql://user@host:port/db to share
+    # one between fe nodes. Its password from FE_CATALOG_PASSWORD or this file, never in the URL in fe.conf.
+    catalog: str = field(default="", repr=False)
+    catalog_password_file: str = ""
+
     # Domain identities ('name'@['domain']): how often their domains are resolved again.
     domain_refresh_seconds: float = 60.0
 
@@ -235,6 +240,8 @@ def _check(settings: Settings) -> None:
         parse_proxy_networks(settings.proxy_protocol_from)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    if settings.catalog not in ("", "sqlite") and not settings.catalog.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("catalog must be empty (the SQLite file in meta/), sqlite, or a postgresql:// URL")
     if settings.upstream_pool_size < 1 or settings.upstream_pool_idle_seconds < 0:
         raise ConfigError("upstream_pool_size must be at least 1 and upstream_pool_idle_seconds at least 0")
     if settings.token_session_policy not in ("none", "expire"):

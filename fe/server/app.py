@@ -13,7 +13,9 @@ from collections.abc import Callable
 
 from fe import __version__
 from fe.auth.verifier import KeyFetchOptions, TokenVerifier
-from fe.catalog import Catalog, CatalogError
+from fe.catalog import CatalogError
+from fe.catalog.backends import CatalogBackend, open_catalog_from_settings
+from fe.catalog.backends import ping as ping_catalog
 from fe.config import ConfigError, Settings
 from fe.server.context import ServerContext
 from fe.server.domains import DomainResolver
@@ -48,10 +50,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def open_catalog(settings: Settings) -> Catalog:
+def open_catalog(settings: Settings, on_notification: Callable[[], None] | None = None) -> CatalogBackend:
+    """The catalog the settings name: the SQLite file in meta/ (the default), or a shared PostgreSQL one."""
     settings.meta_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # private: tls.make_private_dir
     try:
-        return Catalog.open(settings.meta_dir / CATALOG_FILE, root_password=settings.root_password)
+        return open_catalog_from_settings(settings, on_notification=on_notification)
     except CatalogError as exc:
         raise StartupError(f"cannot open the user catalog: {exc}") from exc
 
@@ -62,7 +65,7 @@ def prepare_home(settings: Settings) -> None:
     prepare_tls(settings)
 
 
-def check_root_exposure(settings: Settings, catalog: Catalog) -> None:
+def check_root_exposure(settings: Settings, catalog: CatalogBackend) -> None:
     root = catalog.get_account("root", "%")
     if root is not None and root.auth_string == "" and not is_loopback(settings.host):
         raise StartupError(
@@ -103,7 +106,8 @@ async def serve(
     on_ready: Callable[[str, int], None] | None = None,
     parent_pid: int | None = None,
 ) -> None:
-    catalog = open_catalog(settings)
+    metrics = Metrics(token_stats=lambda: verifier.stats)
+    catalog = open_catalog(settings, on_notification=metrics.catalog_notification)
     try:
         check_root_exposure(settings, catalog)
         tls = prepare_tls(settings)
@@ -111,7 +115,6 @@ async def serve(
         domains = DomainResolver(catalog, settings.domain_refresh_seconds)
         catalog.set_domain_resolver(domains.addresses, lambda: domains.version)
         stats = ServerStats(token_stats=lambda: verifier.stats)
-        metrics = Metrics(token_stats=lambda: verifier.stats)
         try:
             gateway = make_gateway(settings)
         except ConfigError as exc:
@@ -170,14 +173,14 @@ async def serve(
 
 
 async def _start_http(
-    settings: Settings, metrics: Metrics, catalog: Catalog, verifier: TokenVerifier, *, reuse_port: bool
+    settings: Settings, metrics: Metrics, catalog: CatalogBackend, verifier: TokenVerifier, *, reuse_port: bool
 ) -> HttpListener | None:
     """/metrics, /healthz and /readyz for Prometheus and the load balancer's health check (http_port >= 0)."""
     if settings.http_port < 0:
         return None
 
     async def catalog_ping() -> object:
-        return await asyncio.to_thread(catalog.change_marker)
+        return await asyncio.to_thread(ping_catalog, catalog)
 
     readiness = readiness_check(
         catalog_ping, lambda: verifier.key_store.remote.key_ages().values(), settings.jwks_max_stale_seconds

@@ -12,14 +12,14 @@ import asyncio
 import logging
 import socket
 
-from fe.catalog import Catalog
+from fe.catalog.backends import CatalogBackend
 from fe.catalog.identity import normalize_client_ip
 
 log = logging.getLogger("fe.domains")
 
 
 class DomainResolver:
-    def __init__(self, catalog: Catalog, refresh_seconds: float, timeout_seconds: float = 2.0) -> None:
+    def __init__(self, catalog: CatalogBackend, refresh_seconds: float, timeout_seconds: float = 2.0) -> None:
         self._catalog = catalog
         self._refresh_seconds = refresh_seconds
         self._timeout = timeout_seconds

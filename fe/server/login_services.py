@@ -14,7 +14,8 @@ from fe.auth import passwords
 from fe.auth.groups import GroupResolver
 from fe.auth.login import Authenticator, DomainCheck
 from fe.auth.methods import LoginAccount, LoginServices, TokenChecker
-from fe.catalog import Catalog, CatalogError
+from fe.catalog import CatalogError
+from fe.catalog.backends import CatalogBackend
 from fe.config import Settings
 from fe.server.tls import TlsMaterial
 
@@ -25,7 +26,7 @@ class PasswordUpgrades:
     """After a full authentication, an outdated verifier (PBKDF2, or argon2id with old parameters) is replaced by
     a current one in the background: the login does not wait for the hash or the catalog write."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: CatalogBackend) -> None:
         self._catalog = catalog
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -71,7 +72,7 @@ def _group_resolver(
 
 
 def make_authenticator(
-    catalog: Catalog, tokens: TokenChecker, tls: TlsMaterial, settings: Settings, domains: DomainCheck | None
+    catalog: CatalogBackend, tokens: TokenChecker, tls: TlsMaterial, settings: Settings, domains: DomainCheck | None
 ) -> Authenticator:
     services = LoginServices(
         tokens=tokens,

@@ -24,7 +24,6 @@ from fe.catalog import (
     ROOT_ROLE,
     ROOT_USER,
     Account,
-    Catalog,
     CatalogBusyError,
     Credentials,
     GroupProviderNotFoundError,
@@ -37,6 +36,7 @@ from fe.catalog import (
     UserNotFoundError,
     format_identity,
 )
+from fe.catalog.backends import CatalogBackend
 from fe.config import Settings
 from fe.mysql.errors import ErrorCode
 from fe.sql import errors, show
@@ -55,7 +55,7 @@ MAX_GROUP_NAME = 256
 
 
 class AccountStatements:
-    def __init__(self, catalog: Catalog, settings: Settings) -> None:
+    def __init__(self, catalog: CatalogBackend, settings: Settings) -> None:
         self._catalog = catalog
         self._settings = settings
 

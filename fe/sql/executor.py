@@ -18,7 +18,8 @@ import sqlglot.errors
 from sqlglot import exp
 from sqlglot.tokens import Token, TokenType
 
-from fe.catalog import Catalog, CatalogBusyError
+from fe.catalog import CatalogBusyError
+from fe.catalog.backends import CatalogBackend
 from fe.catalog.security import parse_chain
 from fe.config import Settings
 from fe.mysql.errors import ErrorCode
@@ -95,7 +96,7 @@ _LOG_SCAN = 4096
 
 class Executor:
     def __init__(
-        self, catalog: Catalog, settings: Settings, status: Callable[[], Mapping[str, object]] | None = None
+        self, catalog: CatalogBackend, settings: Settings, status: Callable[[], Mapping[str, object]] | None = None
     ) -> None:
         self._catalog = catalog
         self._status = status

@@ -16,7 +16,6 @@ from pathlib import Path
 from fe.auth.groups import GroupProvider, InvalidProviderProperties, parse_group_provider
 from fe.catalog import (
     NATIVE,
-    Catalog,
     GroupProviderExistsError,
     GroupProviderInUseError,
     GroupProviderNotFoundError,
@@ -27,6 +26,7 @@ from fe.catalog import (
     ProtectedObjectError,
     SecurityIntegration,
 )
+from fe.catalog.backends import CatalogBackend
 from fe.catalog.integration import (
     InvalidIntegrationProperties,
     merge_properties,
@@ -52,7 +52,7 @@ _PROXY_CREDENTIALS = re.compile(r"//[^/@]*@")
 
 
 class SecurityStatements:
-    def __init__(self, catalog: Catalog, settings: Settings, accounts: AccountStatements) -> None:
+    def __init__(self, catalog: CatalogBackend, settings: Settings, accounts: AccountStatements) -> None:
         self._catalog = catalog
         self._settings = settings
         self._accounts = accounts

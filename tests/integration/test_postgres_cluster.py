@@ -11,6 +11,7 @@ FE_TESTS_REQUIRE_POSTGRES is set: then failed).
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ import pymysql
 import pytest
 
 from tests.conftest import ROOT_PASSWORD, root_connection, root_execute
+from tests.support.haproxy import running_haproxy
 from tests.support.postgres_server import PostgresServer, shared_postgres
 from tests.support.server import FeProcess, running_fe
 
@@ -46,8 +48,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     }
     try:
         with running_fe(tmp_path_factory.mktemp("node-a"), env=env) as a:
-            if not postgres.execute("SELECT to_regclass('fe_schema_version') IS NOT NULL", dbname=database)[0][0]:
-                pytest.skip("fe serve does not open the PostgreSQL catalog yet (app.py: open_catalog_from_settings)")
+            # fe serve really opened the PostgreSQL catalog (not a SQLite file of its own)
+            assert postgres.execute("SELECT to_regclass('fe_schema_version') IS NOT NULL", dbname=database)[0][0]
             with running_fe(tmp_path_factory.mktemp("node-b"), env=env) as b:
                 yield Cluster(postgres, database, a, b)
     finally:
@@ -154,3 +156,53 @@ def test_kill_9_of_a_node_during_a_stream_of_create_user_loses_no_ok(
     with running_fe(Path(tmp_path_factory.mktemp("node-a2")), env=env) as again:
         rows = root_execute(again, "SHOW USERS")
         assert set(acknowledged) <= {str(row[0]).split("'")[1] for row in rows}
+
+
+def test_two_nodes_behind_haproxy_with_the_clients_real_address(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The deployment of docs/cluster.md: two nodes on one PostgreSQL, HAProxy in front with send-proxy-v2 and a
+    health check on /readyz. An account restricted to the client's own address, created through one node, logs in
+    through the balancer whichever node takes it, and each node's log names the real address."""
+    postgres = shared_postgres()
+    database = postgres.create_database("balanced")
+    balancer_address, client_address = "127.0.0.5", "127.0.0.2"
+    env = {
+        "FE_CATALOG": postgres.url(database),
+        "FE_CATALOG_PASSWORD": postgres.test_password,
+        "FE_ROOT_PASSWORD": ROOT_PASSWORD,
+        "FE_PROXY_PROTOCOL_FROM": f"{balancer_address}/32",
+        "FE_HTTP_PORT": "0",
+    }
+    try:
+        with (
+            running_fe(tmp_path_factory.mktemp("lb-a"), env=env) as a,
+            running_fe(tmp_path_factory.mktemp("lb-b"), env=env) as b,
+        ):
+            ports = [(node.port, _http_port(node)) for node in (a, b)]
+            home = tmp_path_factory.mktemp("haproxy")
+            with running_haproxy(home, ports, source=balancer_address) as port:
+                admin = connect(a, "root", ROOT_PASSWORD)  # directly, from 127.0.0.1: not a balancer
+                with admin.cursor() as cursor:
+                    cursor.execute(f"CREATE USER 'near'@'{client_address}' IDENTIFIED BY 'Near-pw-1'")
+                admin.close()
+                for _ in range(4):  # round robin: both nodes serve it
+                    connection = pymysql.connect(
+                        host="127.0.0.1", port=port, user="near", password="Near-pw-1", bind_address=client_address,
+                        ssl={"check_hostname": False, "verify_mode": 0}, connect_timeout=10,
+                    )  # fmt: skip
+                    with connection.cursor() as cursor:
+                        cursor.execute("SELECT CURRENT_USER()")
+                        assert cursor.fetchone() == (f"near@{client_address}",)
+                    connection.close()
+                for node in (a, b):
+                    line = node.wait_for_log(rf"login user=near client={client_address}:\d+ .*outcome=success")
+                    assert f"via={balancer_address}" in line
+    finally:
+        if postgres.alive:
+            postgres.drop_database(database)
+
+
+def _http_port(node: FeProcess) -> int:
+    line = node.wait_for_log(r"HTTP listener on 127\.0\.0\.1:\d+")
+    match = re.search(r"HTTP listener on 127\.0\.0\.1:(\d+)", line)
+    assert match is not None
+    return int(match.group(1))

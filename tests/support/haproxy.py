@@ -23,16 +23,17 @@ def free_port() -> int:
 
 @contextmanager
 def running_haproxy(
-    workdir: Path, backends: Sequence[tuple[int, int | None]], *, proxy: str = "send-proxy-v2"
+    workdir: Path, backends: Sequence[tuple[int, int | None]], *, proxy: str = "send-proxy-v2", source: str = ""
 ) -> Iterator[int]:
-    """HAProxy on a free port balancing over `backends` (MySQL port, HTTP port for a /readyz check or None).
-    Yields its port."""
+    """HAProxy on a free port balancing over `backends` (MySQL port, HTTP port for a /readyz check or None);
+    `source`: the address it connects to them from. Yields its port."""
     assert HAPROXY is not None, "haproxy is not installed"
     port = free_port()
     servers = []
     for index, (mysql_port, http_port) in enumerate(backends):
         check = f" check port {http_port} inter 300ms fall 2 rise 1" if http_port is not None else ""
-        servers.append(f"    server fe{index} 127.0.0.1:{mysql_port} {proxy}{check}")
+        via = f" source {source}" if source else ""
+        servers.append(f"    server fe{index} 127.0.0.1:{mysql_port} {proxy}{check}{via}")
     health = "    option httpchk GET /readyz\n" if any(http is not None for _, http in backends) else ""
     config = workdir / "haproxy.cfg"
     config.write_text(
