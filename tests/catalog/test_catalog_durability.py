@@ -22,17 +22,32 @@ WRITER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from fe.catalog import CACHING_SHA2, Catalog, Credentials
+    from fe.catalog import (
+        CACHING_SHA2, Catalog, CatalogBusyError, Credentials, UserExistsError, UserNotFoundError,
+    )
+
+    def until_acknowledged(change, done_already):
+        # A busy catalog (another writer held the lock past the busy timeout, as on a loaded machine) acknowledged
+        # nothing: try again, as a client would after ERR 1205. A retry that finds its change done was acknowledged.
+        while True:
+            try:
+                change()
+                return
+            except done_already:
+                return
+            except CatalogBusyError:
+                continue
 
     path, prefix, count = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     credentials = Credentials(CACHING_SHA2, "", "CACHING_SHA2_PASSWORD")
     catalog = Catalog.open(path)
     for number in range(count):
         name = f"{prefix}{number}"
-        catalog.create_user(name, "%", credentials, default_roles=["user_admin"] if number % 3 == 0 else [])
+        roles = ["user_admin"] if number % 3 == 0 else []
+        until_acknowledged(lambda: catalog.create_user(name, "%", credentials, default_roles=roles), UserExistsError)
         print(name, flush=True)
         if number % 2:
-            catalog.drop_user(name, "%")
+            until_acknowledged(lambda: catalog.drop_user(name, "%"), UserNotFoundError)
             print("dropped", name, flush=True)
     catalog.close()
     """
