@@ -214,24 +214,24 @@ def test_catalog_password_from_the_environment_or_a_file(tmp_path: Path) -> None
     secret.parent.mkdir()
     secret.write_text("from-file\nignored\n")
     secret.chmod(0o600)
-    assert catalog_password(settings, {"FE_CATALOG_PASSWORD_FILE": "conf/catalog.password"}) == "from-file"
+    from_file = Settings(home=tmp_path, catalog_password_file="conf/catalog.password")
+    assert catalog_password(from_file, {}) == "from-file"
     with pytest.raises(CatalogError, match="set only one"):
-        catalog_password(settings, {"FE_CATALOG_PASSWORD_FILE": str(secret), "FE_CATALOG_PASSWORD": "x"})
+        catalog_password(Settings(home=tmp_path, catalog_password_file=str(secret)), {"FE_CATALOG_PASSWORD": "x"})
     with pytest.raises(CatalogError, match="cannot read catalog_password_file"):
-        catalog_password(settings, {"FE_CATALOG_PASSWORD_FILE": "conf/missing"})
+        catalog_password(Settings(home=tmp_path, catalog_password_file="conf/missing"), {})
 
 
 def test_settings_choose_the_backend(
     tmp_path: Path, postgres: PostgresServer, pg_schema: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = Settings(home=tmp_path, root_password="rootpw")
-    monkeypatch.delenv("FE_CATALOG", raising=False)
     embedded = open_catalog_from_settings(settings)
     try:
         assert isinstance(embedded, Catalog) and (tmp_path / "meta" / "catalog.db").exists()
     finally:
         embedded.close()
-    monkeypatch.setenv("FE_CATALOG", postgres.url(schema=pg_schema))
+    settings = Settings(home=tmp_path, root_password="rootpw", catalog=postgres.url(schema=pg_schema))
     monkeypatch.setenv("FE_CATALOG_PASSWORD", postgres.test_password)
     notified: list[int] = []
     shared = open_catalog_from_settings(settings, on_notification=lambda: notified.append(1))
@@ -241,9 +241,8 @@ def test_settings_choose_the_backend(
         assert root is not None and verify_password(b"rootpw", root.auth_string)
     finally:
         shared.close()
-    monkeypatch.setenv("FE_CATALOG", "mysql://nope")
     with pytest.raises(CatalogError, match="postgresql://"):
-        open_catalog_from_settings(settings)
+        open_catalog_from_settings(Settings(home=tmp_path, catalog="mysql://nope"))
 
 
 def test_both_catalogs_have_the_same_public_methods() -> None:
