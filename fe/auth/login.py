@@ -147,14 +147,15 @@ class Authenticator:
         account), the groups its providers give it, and its roles — granted to it, to its groups, and public.
         Raises LoginDenied when the integration's permitted_groups admit none of its groups."""
         attempt, account = login.attempt, login.account
-        snapshot = self.security.security_snapshot(attempt.data_version) if self.security is not None else None
+        spec = account.token_spec if account is not None else None
+        providers = tuple(getattr(spec, "group_providers", ()) or ())
+        snapshot = None
+        if self.security is not None and (accept.integration or providers):  # a password login needs none of it
+            snapshot = self.security.security_snapshot(attempt.data_version)
         integration = snapshot.integrations.get(accept.integration) if snapshot and accept.integration else None
         if integration is not None:
             account = IntegrationUser(attempt.user, attempt.client_host, integration.type, integration.spec)
             providers = tuple(integration.group_providers)
-        else:
-            spec = account.token_spec if account is not None else None
-            providers = tuple(getattr(spec, "group_providers", ()) or ())
         if account is None:  # a method must never accept a login for a name that is no account
             raise LoginDenied("unknown_user")
         groups: frozenset[str] = frozenset()
