@@ -43,40 +43,40 @@ class _NeedData:
 NEED_DATA: Final = _NeedData()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SslRequested:
     request: messages.SSLRequest
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class HandshakeReceived:
     response: messages.HandshakeResponse
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AuthReply:
     """The client's answer to an AuthSwitchRequest or AuthMoreData."""
 
     payload: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CommandReceived:
     command: int
     body: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ChangeUserRequested:
     change: messages.ChangeUser
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class QuitRequested:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class InfileData:
     """A packet of the file the client sends after a LOCAL INFILE request; an empty one ends the file."""
 
@@ -235,6 +235,9 @@ class ServerProtocol:
     # ---- bytes out ----
 
     def _frame(self, payloads: Sequence[bytes]) -> bytes:
+        if len(payloads) == 1:
+            wire, self._seq = frame(payloads[0], self._seq)
+            return wire
         seq = self._seq
         parts = []
         for payload in payloads:
@@ -245,10 +248,14 @@ class ServerProtocol:
 
     def _require(self, *phases: Phase, sending: str) -> None:
         if self.phase not in phases:
-            raise LocalProtocolError(f"cannot send {sending} in the {self.phase.value} phase")
+            raise self._wrong_phase(sending)
+
+    def _wrong_phase(self, sending: str) -> LocalProtocolError:
+        return LocalProtocolError(f"cannot send {sending} in the {self.phase.value} phase")
 
     def greeting(self, connection_id: int, nonce: bytes, server_version: str, plugin: str, status: int) -> bytes:
-        self._require(Phase.GREETING, sending="a greeting")
+        if self.phase is not Phase.GREETING:
+            raise self._wrong_phase("a greeting")
         payload = messages.greeting(connection_id, nonce, self.server_capabilities, server_version, plugin, status)
         self.phase = Phase.CLIENT_HELLO
         return self._frame((payload,))
@@ -260,19 +267,22 @@ class ServerProtocol:
         return self._frame((messages.err(code, sqlstate(code), message, protocol41=False),))
 
     def tls_established(self) -> None:
-        self._require(Phase.TLS, sending="the end of the TLS handshake")
+        if self.phase is not Phase.TLS:
+            raise self._wrong_phase("the end of the TLS handshake")
         self.phase = Phase.HANDSHAKE_RESPONSE
 
     def auth_packet(self, payload: bytes) -> bytes:
         """An AuthSwitchRequest or AuthMoreData of the authentication exchange."""
-        self._require(Phase.AUTHENTICATION, sending="an authentication packet")
+        if self.phase is not Phase.AUTHENTICATION:
+            raise self._wrong_phase("an authentication packet")
         if not payload or payload[0] not in (0x01, 0xFE):
             raise LocalProtocolError("an authentication packet is AuthMoreData (0x01) or AuthSwitchRequest (0xFE)")
         return self._frame((payload,))
 
     def login_ok(self, status: int) -> bytes:
         """The login succeeded: OK, and the command phase with its larger packet limit begins."""
-        self._require(Phase.AUTHENTICATION, sending="the login's OK")
+        if self.phase is not Phase.AUTHENTICATION:
+            raise self._wrong_phase("the login's OK")
         self.phase = Phase.COMMAND
         self._awaiting_reply = False
         self._decoder.limit = self.packet_limit
@@ -287,7 +297,8 @@ class ServerProtocol:
     def reply(self, payloads: Sequence[bytes], *, complete: bool = True) -> bytes:
         """The reply to the current command (OK, ERR, or a result set's packets). A reply sent in parts passes
         complete=False for all but the last."""
-        self._require(Phase.COMMAND, sending="a command's reply")
+        if self.phase is not Phase.COMMAND:
+            raise self._wrong_phase("a command's reply")
         if not self._awaiting_reply:
             raise LocalProtocolError("no command is waiting for a reply")
         wire = self._frame(payloads)

@@ -9,7 +9,7 @@ from an address cannot keep that address's real users (an administrator on the s
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
 
@@ -22,7 +22,7 @@ class LimitSettings:
     max_logging_in_per_address: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Admission:
     admitted: bool
     evict: Hashable | None = None  # a connection that must be closed to make room for this one
@@ -34,7 +34,7 @@ class ConnectionLimits:
     def __init__(self, settings: LimitSettings) -> None:
         self.settings = settings
         self._logging_in: OrderedDict[Hashable, str] = OrderedDict()  # oldest first → client address
-        self._per_address: Counter[str] = Counter()
+        self._per_address: dict[str, int] = {}
         self._sessions: set[Hashable] = set()
         self.evicted = 0
         self.refused = 0
@@ -53,7 +53,7 @@ class ConnectionLimits:
         evict: Hashable | None = None
         # A share smaller than the pool: an address that could fill the pool alone has no share to be held to.
         has_share = limits.max_logging_in_per_address < limits.max_logging_in
-        if has_share and self._per_address[address] >= limits.max_logging_in_per_address:
+        if has_share and self._per_address.get(address, 0) >= limits.max_logging_in_per_address:
             evict = next(c for c, a in self._logging_in.items() if a == address)
         elif len(self._logging_in) >= limits.max_logging_in:
             self.refused += 1
@@ -62,7 +62,7 @@ class ConnectionLimits:
             self.evicted += 1
             self.disconnect(evict)
         self._logging_in[connection] = address
-        self._per_address[address] += 1
+        self._per_address[address] = self._per_address.get(address, 0) + 1
         return Admission(True, evict)
 
     def readdress(self, connection: Hashable, address: str) -> Hashable | None:
@@ -95,6 +95,8 @@ class ConnectionLimits:
     def _leave_pool(self, connection: Hashable) -> None:
         address = self._logging_in.pop(connection, None)
         if address is not None:
-            self._per_address[address] -= 1
-            if not self._per_address[address]:
+            left = self._per_address[address] - 1
+            if left:
+                self._per_address[address] = left
+            else:
                 del self._per_address[address]

@@ -74,7 +74,7 @@ class LoginAttempt:
         return payload
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Accept:
     """The client proved who it is. `before_ok`: payloads that precede the OK (caching_sha2's fast-auth marker)."""
 
@@ -86,7 +86,7 @@ class Accept:
 Step = bytes | Accept
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LoginOutcome:
     """One login's result, kept by the session: who, as which account, by which method, with which token claims."""
 

@@ -50,12 +50,12 @@ _NATIVE_SCRAMBLE = 20
 # ---- credentials: what the client presented ----
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NoPassword:
     pass
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Scramble:
     """A challenge-response proof made with the attempt's nonce by `plugin` (native or caching_sha2)."""
 
@@ -63,7 +63,7 @@ class Scramble:
     proof: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Cleartext:
     """A password as typed (which may be a token). `over_tls`: it came inside TLS, not RSA-encrypted over TCP."""
 
@@ -71,7 +71,7 @@ class Cleartext:
     over_tls: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TokenPacket:
     """The OpenID Connect client plugin's payload, `[0x01][length-encoded token]`, not yet parsed."""
 
@@ -84,14 +84,14 @@ Credential = NoPassword | Scramble | Cleartext | TokenPacket
 # ---- verdicts: what the account's method made of it ----
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Accepted:
     claims: dict[str, object] | None = None
     before_ok: tuple[bytes, ...] = ()
     integration: str | None = None  # the security integration that vouched for a name with no account
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Unverified:
     """The credential did not verify. `hashed`: a password hash was already spent on it (no decoy needed)."""
 
@@ -100,7 +100,7 @@ class Unverified:
     hashed: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Refused:
     """The credential verified (a token's signature) but does not admit this login; `detail` may be told."""
 
