@@ -113,9 +113,8 @@ class Authenticator:
             chain = [snapshot.integrations[name] for name in snapshot.chain if name in snapshot.integrations]
             return IntegrationChain(chain) if chain else _NO_ACCOUNT
         method = _method_for(account.plugin)
-        if method is None:
-            attempt.plugin = account.plugin
-            raise LoginDenied("bad_account", log_detail="the account's authentication plugin is not available")
+        if method is None:  # refused through the same exchange as a stranger, so the reply does not tell
+            return NoAccount("bad_account", f"the account's authentication plugin {account.plugin!r} is not available")
         return method
 
     async def begin(self, attempt: LoginAttempt) -> Login:

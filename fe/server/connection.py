@@ -220,7 +220,9 @@ class Connection:
             if failure is not None:
                 reason, detail = failure
                 self._log_login(user, plugin, "failure", reason, started, detail)
-                message = f"Access denied for user '{user}'@'{self.client_host}': {detail}"
+                # The upstream's own words (its account names and hosts) stay in the log.
+                told = "the upstream database is unavailable" if reason.startswith("upstream") else detail
+                message = f"Access denied for user '{user}'@'{self.client_host}': {told} ({reason})"
                 self._end(self.protocol.login_denied(ErrorCode.ACCESS_DENIED, message))
                 return None
             database = ""  # the upstream's: it was sent with the upstream login

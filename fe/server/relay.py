@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 
 from fe.mysql.constants import Capability
-from fe.mysql.protocol import InfileData, ServerProtocol
+from fe.mysql.protocol import ClientProtocolError, InfileData, ServerProtocol
 from fe.server.gateway import Gateway
 from fe.server.stream import ConnectionClosed, PacketStream
 from fe.upstream.connection import UpstreamConnection
@@ -62,6 +62,10 @@ class UpstreamSession:
         except (ConnectionClosed, ConnectionError, TimeoutError) as exc:
             self.connection.abort()  # mid-response: the upstream connection cannot be reused
             raise RelayBroken(f"the client went away mid-result: {exc}") from exc
+        except ClientProtocolError as exc:  # a broken file packet of LOCAL INFILE
+            self.connection.abort()
+            self._mid_response = True  # the client is inside the command's exchange: close, no ERR can follow
+            raise RelayBroken(f"the client broke the protocol mid-command: {exc}") from exc
         self._protocol.relayed(0)
         self._queued = 0
 

@@ -26,7 +26,9 @@ _SHOW_FE_PAIRS = {("ALL", "AUTHENTICATION"), ("SECURITY", "INTEGRATIONS"), ("GRO
 
 _dialect = FeDialect()
 # Whitespace and comments, then the first word: only these can begin a statement fe answers.
-_FIRST_WORD = re.compile(r"(?:\s+|/\*(?!!).*?\*/|--[^\n]*(?:\n|$)|#[^\n]*(?:\n|$))*([A-Za-z]+)", re.DOTALL)
+# Each alternative can match only one way (one whitespace character; a comment that ends at its first `*/`), and
+# the repetition is possessive: no backtracking, so a long run of spaces or comments before a non-word is linear.
+_FIRST_WORD = re.compile(r"(?:\s|/\*(?!!)(?:[^*]|\*(?!/))*\*/|--[^\n]*(?:\n|$)|#[^\n]*(?:\n|$))*+([A-Za-z]+)")
 _CANDIDATES = frozenset({"CREATE", "ALTER", "DROP", "GRANT", "REVOKE", "SET", "ADMIN", "SHOW"})
 
 

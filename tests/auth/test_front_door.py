@@ -36,6 +36,7 @@ ACCOUNTS = {
     "nat": Account("nat", "mysql_native_password", passwords.native_hash("Nat-pw-1")),
     "sha": Account("sha", "caching_sha2_password", passwords.hash_password("Sha-pw-1")),
     "tok": Account("tok", "authentication_jwt", '{"jwks_url": "k.jwks"}'),
+    "old": Account("old", "a_plugin_no_longer_registered", "x"),
 }
 
 
@@ -92,7 +93,7 @@ async def _run(user: str, password: bytes, counting: Counting) -> tuple[list[byt
         return sent, denied
 
 
-@pytest.mark.parametrize("user", ["ghost", "nat", "sha", "tok"])
+@pytest.mark.parametrize("user", ["ghost", "nat", "sha", "tok", "old"])
 async def test_a_wrong_password_costs_one_hash_whatever_the_account(user: str) -> None:
     counting = Counting()
     sent, result = await _run(user, b"wrong-password", counting)
@@ -117,3 +118,9 @@ async def test_an_unknown_user_is_logged_as_unknown_but_told_nothing_more() -> N
     assert result.client_message(LoginAttempt("ghost", "10.0.0.7", "", b"x", NONCE, True)).endswith(
         "(using password: YES)"
     )
+
+
+async def test_an_account_whose_method_is_gone_is_refused_like_a_stranger_and_logged_as_such() -> None:
+    sent, result = await _run("old", b"whatever", Counting())
+    assert sent == [b"\x01\x04"]  # the same exchange as anyone's
+    assert isinstance(result, LoginDenied) and result.reason == "bad_account" and result.detail == ""

@@ -60,3 +60,15 @@ def test_everything_else_is_the_databases(sql: str) -> None:
 
 def test_a_statement_longer_than_any_of_fes_is_never_read() -> None:
     assert not is_fe_statement("CREATE USER a IDENTIFIED BY '" + "x" * MAX_FE_STATEMENT + "'")
+
+
+def test_long_runs_of_whitespace_and_comments_are_read_in_linear_time() -> None:
+    """A query indented with thousands of spaces before a `(` must not make the routing regex backtrack (that
+    would stall the event loop of every session)."""
+    import time
+
+    started = time.perf_counter()
+    assert not is_fe_statement(" " * 10_000 + "(SELECT 1)")
+    assert not is_fe_statement("/* a */ " * 2_000 + "{")
+    assert is_fe_statement("\n" * 10_000 + "SHOW GRANTS")
+    assert time.perf_counter() - started < 5  # generous: it takes milliseconds; exponential would take forever

@@ -148,12 +148,17 @@ class CredentialMethod:
 
 
 class NoAccount(CredentialMethod):
-    """The name is no account: nothing verifies, and the exchange is the same as for everyone else."""
+    """The name is no account (or one whose method is not available): nothing verifies, and the exchange is the
+    same as for everyone else. `reason` is what the log says."""
+
+    def __init__(self, reason: str = "unknown_user", detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
 
     async def check(
         self, credential: Credential, attempt: LoginAttempt, account: LoginAccount | None, services: LoginServices
     ) -> Verdict:
-        return Unverified("unknown_user")
+        return Unverified(self.reason, self.detail)
 
 
 async def front_door(
