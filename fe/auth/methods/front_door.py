@@ -37,6 +37,7 @@ from fe.auth.methods.base import (
     switch_request,
 )
 from fe.mysql import messages
+from fe.mysql.codec import MalformedPacket
 from fe.mysql.constants import PLUGIN_CACHING_SHA2, PLUGIN_NATIVE, PLUGIN_OIDC_CLIENT
 
 PLUGIN_CLEAR = "mysql_clear_password"
@@ -110,6 +111,18 @@ class Refused:
 
 
 Verdict = Accepted | Unverified | Refused
+
+_PACKET_OVERHEAD = 16  # the capability byte and the length prefix around a token
+
+
+def unpack_token(packet: TokenPacket, max_token_bytes: int) -> bytes | Unverified:
+    """The token inside the OpenID Connect client plugin's packet, or why there is none (too large, malformed)."""
+    if len(packet.payload) > max_token_bytes + _PACKET_OVERHEAD:
+        return Unverified("too_large", f"token larger than {max_token_bytes} bytes")
+    try:
+        return messages.parse_token_packet(packet.payload)
+    except MalformedPacket as exc:
+        return Unverified("malformed", f"malformed token packet: {exc}")
 
 
 def fast_path_proof(scramble: Scramble, attempt: LoginAttempt, account: LoginAccount, services: LoginServices) -> bool:

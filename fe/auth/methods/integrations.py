@@ -19,12 +19,9 @@ from fe.auth.methods.front_door import (
     TokenPacket,
     Unverified,
     Verdict,
+    unpack_token,
 )
 from fe.auth.token_spec import TokenAuthSpec
-from fe.mysql import messages
-from fe.mysql.codec import MalformedPacket
-
-_PACKET_OVERHEAD = 16
 
 
 class Integration(Protocol):
@@ -49,12 +46,10 @@ class IntegrationChain(CredentialMethod):
         if not attempt.secure:
             return Unverified("unknown_user", "tokens are taken only over TLS")
         if isinstance(credential, TokenPacket):
-            if len(credential.payload) > services.max_token_bytes + _PACKET_OVERHEAD:
-                return Unverified("unknown_user", "token too large")
-            try:
-                token = messages.parse_token_packet(credential.payload)
-            except MalformedPacket as exc:
-                return Unverified("unknown_user", f"malformed token packet: {exc}")
+            unpacked = unpack_token(credential, services.max_token_bytes)
+            if isinstance(unpacked, Unverified):
+                return Unverified("unknown_user", unpacked.detail)  # a stranger's: logged as unknown
+            token = unpacked
         elif isinstance(credential, Cleartext) and credential.password and services.token_as_password:
             token = credential.password
         else:

@@ -17,12 +17,9 @@ from fe.auth.methods.front_door import (
     TokenPacket,
     Unverified,
     Verdict,
+    unpack_token,
 )
 from fe.auth.token_spec import TOKEN_PLUGINS
-from fe.mysql import messages
-from fe.mysql.codec import MalformedPacket
-
-_PACKET_OVERHEAD = 16  # the capability byte and the length prefix around the token
 
 
 class OpenIdToken(CredentialMethod):
@@ -38,12 +35,10 @@ class OpenIdToken(CredentialMethod):
         if not attempt.secure:
             return Unverified("insecure_transport", f"{account.plugin} accepts tokens only over TLS")
         if isinstance(credential, TokenPacket):
-            if len(credential.payload) > services.max_token_bytes + _PACKET_OVERHEAD:
-                return Unverified("too_large", f"token larger than {services.max_token_bytes} bytes")
-            try:
-                token = messages.parse_token_packet(credential.payload)
-            except MalformedPacket as exc:
-                return Unverified("malformed", f"malformed token packet: {exc}")
+            unpacked = unpack_token(credential, services.max_token_bytes)
+            if isinstance(unpacked, Unverified):
+                return unpacked
+            token = unpacked
         elif isinstance(credential, Cleartext) and credential.password:
             if not (services.token_as_password and spec.token_as_password):
                 return Unverified("password_for_token_user", "this account logs in with a token, not a password")
