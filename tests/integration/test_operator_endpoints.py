@@ -4,7 +4,6 @@ with --workers, any worker's /metrics counts every worker's logins."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import httpx
@@ -12,14 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ROOT_PASSWORD
 from tests.support.clients import ALL_CLIENTS
-from tests.support.server import FeProcess, running_fe
-
-
-def _http_port(server: FeProcess) -> int:
-    line = server.wait_for_log(r"HTTP listener on 127\.0\.0\.1:\d+")
-    match = re.search(r"HTTP listener on 127\.0\.0\.1:(\d+)", line)
-    assert match is not None
-    return int(match.group(1))
+from tests.support.server import running_fe
 
 
 def _logins(port: int) -> dict[tuple[str, str], float]:
@@ -37,7 +29,7 @@ def _logins(port: int) -> dict[tuple[str, str], float]:
 def test_metrics_move_with_logins_and_health_answers(tmp_path: Path) -> None:
     env = {"FE_ROOT_PASSWORD": ROOT_PASSWORD, "FE_HTTP_PORT": "0"}
     with running_fe(tmp_path, env=env) as server:
-        port = _http_port(server)
+        port = server.http_port()
         before = _logins(port)
         for _ in range(3):
             assert ALL_CLIENTS["pymysql"](server.host, server.port, "root", ROOT_PASSWORD).ok
@@ -53,7 +45,7 @@ def test_metrics_move_with_logins_and_health_answers(tmp_path: Path) -> None:
 def test_every_worker_reports_all_workers_logins(tmp_path: Path) -> None:
     env = {"FE_ROOT_PASSWORD": ROOT_PASSWORD, "FE_HTTP_PORT": "0"}
     with running_fe(tmp_path, extra_args=["--workers", "2"], env=env) as server:
-        port = _http_port(server)
+        port = server.http_port()
         for _ in range(8):  # SO_REUSEPORT spreads these over both workers
             assert ALL_CLIENTS["pymysql"](server.host, server.port, "root", ROOT_PASSWORD).ok
         for _ in range(4):  # whichever worker answers, it counts all of them

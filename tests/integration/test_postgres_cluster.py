@@ -11,7 +11,6 @@ FE_TESTS_REQUIRE_POSTGRES is set: then failed).
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -177,7 +176,7 @@ def test_two_nodes_behind_haproxy_with_the_clients_real_address(tmp_path_factory
             running_fe(tmp_path_factory.mktemp("lb-a"), env=env) as a,
             running_fe(tmp_path_factory.mktemp("lb-b"), env=env) as b,
         ):
-            ports = [(node.port, _http_port(node)) for node in (a, b)]
+            ports = [(node.port, node.http_port()) for node in (a, b)]
             home = tmp_path_factory.mktemp("haproxy")
             with running_haproxy(home, ports, source=balancer_address) as port:
                 admin = connect(a, "root", ROOT_PASSWORD)  # directly, from 127.0.0.1: not a balancer
@@ -199,10 +198,3 @@ def test_two_nodes_behind_haproxy_with_the_clients_real_address(tmp_path_factory
     finally:
         if postgres.alive:
             postgres.drop_database(database)
-
-
-def _http_port(node: FeProcess) -> int:
-    line = node.wait_for_log(r"HTTP listener on 127\.0\.0\.1:\d+")
-    match = re.search(r"HTTP listener on 127\.0\.0\.1:(\d+)", line)
-    assert match is not None
-    return int(match.group(1))

@@ -68,6 +68,13 @@ class FeProcess:
             time.sleep(0.02)
         raise AssertionError(f"no log line matching {pattern!r} in:\n{self.log}")
 
+    def http_port(self) -> int:
+        """The port of the HTTP listener (/metrics, /healthz, /readyz), as its ready line names it."""
+        line = self.wait_for_log(r"HTTP listener on [^:]+:\d+")
+        match = re.search(r"HTTP listener on [^:]+:(\d+)", line)
+        assert match is not None
+        return int(match.group(1))
+
     def stop(self, timeout: float = 15.0) -> int:
         assert self.process is not None
         if self.process.poll() is None:
