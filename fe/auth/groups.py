@@ -18,7 +18,6 @@ import logging
 import os
 import pwd
 import re
-import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -26,11 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fe.auth.conf_files import UnusableFile, read_if_changed, resolve_inside_conf
 from fe.auth.json_pointer import MISSING, PointerError, is_pointer, parse_pointer, resolve
 from fe.auth.token_spec import (
     InvalidAuthString,
     check_conf_file,
-    conf_relative_path,
     property_values,
     validate_string,
 )
@@ -206,6 +205,11 @@ def _bounded(names: Iterable[str]) -> frozenset[str]:
     return frozenset(kept)
 
 
+def _predicate(exc: Exception) -> str:
+    """A problem as it follows "group file conf/x": a shared reader's "not a regular file" reads "is not …"."""
+    return f"is {exc}" if isinstance(exc, UnusableFile) else str(exc)
+
+
 class _ProviderFailed(Exception):
     pass
 
@@ -306,32 +310,17 @@ class GroupResolver:
 
     def _refresh(self, name: str, state: _FileState) -> None:
         try:
-            path = self._resolve_inside_conf(name)
-            # As key files (fe/auth/key_files.py): checks on the descriptor that is read; no symlink swapped in
-            # since the path was resolved, no FIFO that would block.
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-            try:
-                info = os.fstat(fd)
-                if not stat.S_ISREG(info.st_mode):
-                    raise _ProviderFailed("is not a regular file")
-                fingerprint = (str(path), info.st_dev, info.st_ino, info.st_mtime_ns, info.st_size)
-                if fingerprint == state.fingerprint:
-                    return
-                if info.st_size > self._max_file_bytes:
-                    raise _ProviderFailed(f"is {info.st_size} bytes, over the {self._max_file_bytes}-byte limit")
-                with open(fd, "rb", closefd=False) as handle:
-                    data = handle.read(self._max_file_bytes + 1)
-            finally:
-                os.close(fd)
-            if len(data) > self._max_file_bytes:
-                raise _ProviderFailed(f"is over the {self._max_file_bytes}-byte limit")
+            path = resolve_inside_conf(self._conf_dir, name, "group_file_url")
+            fingerprint, data = read_if_changed(path, state.fingerprint, self._max_file_bytes)
+            if data is None:
+                return
             try:
                 text = data.decode("utf-8")
             except UnicodeDecodeError:
                 raise _ProviderFailed("is not UTF-8 text") from None
             members, problems = parse_group_file(text, f"group file conf/{name}")
-        except _ProviderFailed as exc:
-            state.fingerprint, state.members, state.error = None, {}, str(exc)
+        except (_ProviderFailed, UnusableFile) as exc:
+            state.fingerprint, state.members, state.error = None, {}, _predicate(exc)
         except FileNotFoundError:
             state.fingerprint, state.members, state.error = None, {}, "does not exist"
         except OSError as exc:
@@ -344,14 +333,3 @@ class GroupResolver:
                 log.warning("%s; line skipped", problem)
             log.info("group file conf/%s: %d user(s) in groups", name, len(members))
             state.fingerprint, state.members, state.error = fingerprint, members, None
-
-    def _resolve_inside_conf(self, name: str) -> Path:
-        try:
-            relative = conf_relative_path(name, "group_file_url")
-        except InvalidAuthString:
-            raise _ProviderFailed("is not a path inside conf/") from None
-        conf = self._conf_dir.resolve()
-        path = (conf / relative).resolve(strict=True)
-        if not path.is_relative_to(conf):
-            raise _ProviderFailed("resolves to a path outside conf/")
-        return path

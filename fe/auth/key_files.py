@@ -9,17 +9,15 @@ so an operator who empties or breaks the file has switched those logins off.
 from __future__ import annotations
 
 import logging
-import os
-import stat
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fe.auth.conf_files import UnusableFile, read_if_changed, resolve_inside_conf
 from fe.auth.errors import TokenRejected
 from fe.auth.jwk import KeyParseError, KeySet, parse_key_document
-from fe.auth.token_spec import InvalidAuthString, conf_relative_path
 
 log = logging.getLogger("fe.auth.keys")
 
@@ -67,30 +65,13 @@ class LocalKeySource:
     def _refresh(self, name: str, state: _FileState) -> None:
         self.stats.stats[name] += 1
         try:
-            path = self._resolve_inside_conf(name)
-            # The checks are made on the file that is read (fstat of the open descriptor), not on a path that may
-            # change in between: O_NOFOLLOW refuses a symlink swapped in since the path was resolved, O_NONBLOCK
-            # keeps a FIFO swapped in from blocking the event loop (it is then refused as not a regular file).
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-            try:
-                info = os.fstat(fd)
-                if not stat.S_ISREG(info.st_mode):
-                    raise _Unusable("not a regular file")
-                fingerprint = (str(path), info.st_dev, info.st_ino, info.st_mtime_ns, info.st_size)
-                if fingerprint == state.fingerprint:
-                    return
-                limit = self._max_bytes
-                if info.st_size > limit:
-                    raise _Unusable(f"{info.st_size} bytes is over the {limit}-byte limit")
-                self.stats.reads[name] += 1
-                with open(fd, "rb", closefd=False) as handle:
-                    data = handle.read(limit + 1)
-            finally:
-                os.close(fd)
-            if len(data) > limit:
-                raise _Unusable(f"over the {limit}-byte limit")
+            path = resolve_inside_conf(self._conf_dir, name)
+            fingerprint, data = read_if_changed(path, state.fingerprint, self._max_bytes)
+            if data is None:
+                return
+            self.stats.reads[name] += 1
             keys, skipped = parse_key_document(data, f"conf/{name}", self._max_keys)
-        except (_Unusable, KeyParseError) as exc:
+        except (UnusableFile, KeyParseError) as exc:
             self._fail(name, state, str(exc))
         except FileNotFoundError:
             self._fail(name, state, "does not exist")
@@ -104,23 +85,8 @@ class LocalKeySource:
             log.info("key file conf/%s: %d usable key(s) loaded", name, len(keys.keys))
             state.keys, state.error, state.fingerprint = keys, None, fingerprint
 
-    def _resolve_inside_conf(self, name: str) -> Path:
-        try:
-            relative = conf_relative_path(name)
-        except InvalidAuthString:
-            raise _Unusable("path must stay inside conf/") from None
-        conf = self._conf_dir.resolve()
-        path = (conf / relative).resolve(strict=True)
-        if not path.is_relative_to(conf):
-            raise _Unusable("resolves to a path outside conf/")
-        return path
-
     def _fail(self, name: str, state: _FileState, why: str) -> None:
         if state.error != why:
             log.warning("key file conf/%s %s; token logins using it fail", name, why)
         # A broken file is looked at again on the next check (at most once a second), whatever its fingerprint.
         state.keys, state.error, state.fingerprint = None, why, None
-
-
-class _Unusable(Exception):
-    pass

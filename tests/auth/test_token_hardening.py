@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from fe.auth import key_files
 from fe.auth.devtools import generate_signing_key, mint_token
 from fe.auth.jwk import KeyParseError, parse_jwk, parse_key_document
-from fe.auth.key_files import LocalKeySource
 from fe.auth.token_spec import TokenAuthSpec
 from fe.auth.verifier import TokenRejected, TokenVerifier
 from tests.auth.jose_helpers import (
@@ -286,6 +286,6 @@ async def test_symlink_swapped_in_after_the_path_check_is_not_followed(
     (home / "outside.jwks").write_text(json.dumps(jwks(jwk_with("ES256"))))
     swapped = home / "conf" / "k.jwks"
     swapped.symlink_to(home / "outside.jwks")
-    monkeypatch.setattr(LocalKeySource, "_resolve_inside_conf", lambda _self, _name: swapped)  # as at check time
+    monkeypatch.setattr(key_files, "resolve_inside_conf", lambda _conf, _name: swapped)  # as at check time
     found = await rejection(verifier, mint("ES256", claims_for("tom", clock.now)), TokenAuthSpec("k.jwks"))
     assert found.reason == "key_file_unreadable" and "cannot be read" in found.message
