@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -17,17 +16,12 @@ import pytest
 
 from tests.conftest import root_execute
 from tests.support.clients import ALL_CLIENTS
+from tests.support.processes import free_port
 from tests.support.server import FeProcess
 
 CLIENT_ID = "fe-e2e"
 CLIENT_SECRET = "fe-e2e-secret"
 REDIRECT_URI = "http://127.0.0.1:9/callback"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

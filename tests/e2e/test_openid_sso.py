@@ -15,8 +15,9 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT_PASSWORD, root_execute
-from tests.e2e.test_openid_provider import CLIENT_ID, free_port, id_token_for
+from tests.e2e.test_openid_provider import CLIENT_ID, id_token_for
 from tests.support.clients import connector_pure, pymysql_client
+from tests.support.processes import free_port
 from tests.support.server import FeProcess, running_fe
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from fe.server.proxy_protocol import NEED_DATA, ProxyCommand, ProxyHeader, ProxyHeaderReader
+from tests.support.processes import free_port
 
 HAPROXY = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.path.exists("/usr/sbin/haproxy") else None)
 
@@ -52,12 +52,6 @@ class Backend:
 
 # TLVs (unique id) and a checksum after the addresses; health checks every 200 ms, with a PROXY header.
 V2_OPTIONS = "crc32c,unique-id check check-send-proxy inter 200ms"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

@@ -9,12 +9,8 @@ survives the exec).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
-import pwd
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,10 +21,10 @@ from pathlib import Path
 import pymysql
 
 from tests.support.certificates import CertificateFiles, write_ca_and_server_certificate
+from tests.support.processes import die_with_parent, free_port, unprivileged_account
 
 REQUIRE_ENV = "FE_TESTS_REQUIRE_MARIADB"
 INSTALL_HINT = "apt-get install -y mariadb-server"
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -43,27 +39,6 @@ def find_binaries() -> Binaries | None:
     return Binaries(server, install_db) if server and install_db else None
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _unprivileged_account() -> pwd.struct_passwd | None:
-    """Whom to run mariadbd as: None when the tests already run unprivileged, else `mysql` or `nobody`."""
-    if os.geteuid() != 0:
-        return None
-    for name in ("mysql", "nobody"):
-        with contextlib.suppress(KeyError):
-            return pwd.getpwnam(name)
-    raise RuntimeError("running as root and neither a mysql nor a nobody user exists to run mariadbd as")
-
-
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 class MariaDbServer:
     def __init__(self, binaries: Binaries, base: Path) -> None:
         self.binaries = binaries
@@ -75,7 +50,7 @@ class MariaDbServer:
         self.port = 0
         self.certificates: CertificateFiles | None = None
         self.process: subprocess.Popen[bytes] | None = None
-        self._account = _unprivileged_account()
+        self._account = unprivileged_account("mysql", server="mariadbd")
 
     def _run_as(self) -> dict[str, object]:
         if self._account is None:
@@ -109,7 +84,7 @@ class MariaDbServer:
             cwd=self.base,
             **self._run_as(),  # type: ignore[call-overload]
         )
-        self.port = _free_port()
+        self.port = free_port()
         self.process = subprocess.Popen(
             [
                 self.binaries.server,
@@ -136,7 +111,7 @@ class MariaDbServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             cwd=self.base,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
             **self._run_as(),  # type: ignore[call-overload]
         )
         deadline = time.monotonic() + timeout

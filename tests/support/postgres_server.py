@@ -19,15 +19,12 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import glob
 import itertools
 import os
-import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -37,12 +34,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.processes import die_with_parent, free_port, unprivileged_account
+
 REQUIRE_ENV = "FE_TESTS_REQUIRE_POSTGRES"
 INSTALL_HINT = "apt-get install -y --no-install-recommends postgresql"
 ADMIN_USER = "fe_admin"
 TEST_USER = "fe_test"
 TEST_DATABASE = "fe_tests"
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -79,27 +77,6 @@ def require_binaries() -> Binaries:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _unprivileged_account() -> pwd.struct_passwd | None:
-    """Whom to run PostgreSQL as: None when the tests already run unprivileged, else `postgres` or `nobody`."""
-    if os.geteuid() != 0:
-        return None
-    for name in ("postgres", "nobody"):
-        with contextlib.suppress(KeyError):
-            return pwd.getpwnam(name)
-    raise RuntimeError("running as root and neither a postgres nor a nobody user exists to run PostgreSQL as")
-
-
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 class PostgresServer:
     def __init__(self, binaries: Binaries, base: Path) -> None:
         self.binaries = binaries
@@ -111,7 +88,7 @@ class PostgresServer:
         self.admin_password = secrets.token_urlsafe(16)
         self.test_password = secrets.token_urlsafe(16)
         self.process: subprocess.Popen[bytes] | None = None
-        self._account = _unprivileged_account()
+        self._account = unprivileged_account("postgres", server="PostgreSQL")
         self._names = itertools.count(1)
 
     def _run_as(self) -> dict[str, object]:
@@ -145,7 +122,7 @@ class PostgresServer:
             **self._run_as(),  # type: ignore[call-overload]
         )
         password_file.unlink()
-        self.port = _free_port()
+        self.port = free_port()
         return self
 
     def start(self, timeout: float = 60.0) -> PostgresServer:
@@ -175,7 +152,7 @@ class PostgresServer:
             stdout=subprocess.DEVNULL,
             stderr=log,
             cwd=self.base,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
             **self._run_as(),  # type: ignore[call-overload]
         )
         log.close()

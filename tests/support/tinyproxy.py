@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.processes import free_port
+
 REQUIRE_ENV = "FE_TESTS_REQUIRE_TINYPROXY"
 _REQUEST = re.compile(r"Request \(file descriptor \d+\): (.+)$")
 
@@ -42,12 +44,6 @@ def tinyproxy_binary() -> str:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class Tinyproxy:
     def __init__(self) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="fe-tinyproxy-"))
@@ -62,7 +58,7 @@ class Tinyproxy:
     def start(self, timeout: float = 10.0) -> Tinyproxy:
         binary = tinyproxy_binary()
         for _attempt in range(3):  # the free port may be taken between probing and binding
-            self.port = _free_port()
+            self.port = free_port()
             config = self._write_config()
             self._process = subprocess.Popen(
                 [binary, "-d", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
