@@ -53,10 +53,6 @@ class PasswordUpgrades:
         if replaced:
             log.info("upgraded the password verifier of %s@%s to argon2id", account.name, account.host)
 
-    async def wait(self) -> None:
-        if self._tasks:
-            await asyncio.wait(set(self._tasks))
-
 
 def _group_resolver(
     settings: Settings,
