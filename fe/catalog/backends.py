@@ -13,14 +13,12 @@ import logging
 import os
 from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from fe.auth.groups import GroupProvider
 from fe.catalog.account import Account, Credentials
 from fe.catalog.errors import CatalogError
 from fe.catalog.integration import SecurityIntegration
-from fe.catalog.pg.location import PASSWORD_ENV, LocationError, is_postgres_location, parse_location
-from fe.catalog.pg.store import PostgresCatalog
 from fe.catalog.security import SecuritySnapshot
 from fe.catalog.store import Catalog
 
@@ -90,6 +88,7 @@ class CatalogBackend(Protocol):
 
 
 if TYPE_CHECKING:  # mypy proves both catalogs have every method, with compatible signatures
+    from fe.catalog.pg.store import PostgresCatalog
 
     def _sqlite_is_a_backend(catalog: Catalog) -> CatalogBackend:
         return catalog
@@ -113,6 +112,8 @@ def catalog_password(settings: Any, environ: dict[str, str] | None = None) -> st
     file_setting = getattr(settings, "catalog_password_file", None)
     if file_setting is None:
         file_setting = env.get(PASSWORD_FILE_ENV, "")
+    from fe.catalog.pg.location import PASSWORD_ENV  # (psycopg is imported only where PostgreSQL is used)
+
     from_env = env.get(PASSWORD_ENV)
     if file_setting and from_env is not None:
         raise CatalogError(f"both {PASSWORD_ENV} and catalog_password_file are set: set only one")
@@ -145,6 +146,10 @@ def open_catalog_from_settings(settings: Any, *, on_notification: Callable[[], N
         meta_dir = Path(settings.meta_dir)
         meta_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         return Catalog.open(meta_dir / SQLITE_CATALOG_FILE, root_password=settings.root_password)
+    # Only now: psycopg (some 100 ms of imports) is loaded by processes that use PostgreSQL, not by every fe start.
+    from fe.catalog.pg.location import LocationError, is_postgres_location, parse_location
+    from fe.catalog.pg.store import PostgresCatalog
+
     if not is_postgres_location(location):
         raise CatalogError("the catalog setting must be empty (the SQLite catalog in meta/) or a postgresql:// URL")
     try:
@@ -157,7 +162,7 @@ def open_catalog_from_settings(settings: Any, *, on_notification: Callable[[], N
 def ping(catalog: CatalogBackend) -> None:
     """One read of the catalog (for /readyz); raises CatalogBusyError (PostgreSQL: CatalogUnavailableError) when it
     does not answer."""
-    if isinstance(catalog, PostgresCatalog):
-        catalog.ping()
-    else:
+    if isinstance(catalog, Catalog):
         catalog.change_marker()  # SQLite: reads the file's data_version
+    else:
+        cast("PostgresCatalog", catalog).ping()
