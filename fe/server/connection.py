@@ -26,13 +26,14 @@ from fe.mysql.protocol import (
     SslRequested,
 )
 from fe.server.context import ServerContext
+from fe.server.fast_relay import FastRelay, ResumeInfile
 from fe.server.gateway import session_attributes
 from fe.server.limits import ConnectionLimits
 from fe.server.relay import RelayBroken, UpstreamSession
 from fe.server.stream import ConnectionClosed, PacketStream
 from fe.sql.redact import describe_failure
 from fe.sql.results import OkResult, ResultSet, SqlError
-from fe.sql.routing import MAX_FE_STATEMENT, is_fe_statement
+from fe.sql.routing import is_fe_query
 from fe.sql.session import Session
 from fe.upstream.errors import UpstreamError
 
@@ -68,6 +69,7 @@ class Connection:
         self.client_host = stream.peer[0]
         self.gateway = server.gateway
         self.upstream: UpstreamSession | None = None  # the session's leg to the upstream database (gateway)
+        self.fast_relay: FastRelay | None = None  # its common case, run in the transports' callbacks
 
     # ---- lifecycle ----
 
@@ -135,6 +137,7 @@ class Connection:
         if outcome is not None:
             self.session = await self._open_session(outcome, hello.database, hello.charset, started)
             await self.stream.drain()
+            self._start_fast_relay()
 
     async def _read_proxy_header(self) -> bool:
         """A load balancer's connection: the real client's address comes first, in a PROXY protocol header."""
@@ -269,7 +272,33 @@ class Connection:
         self.upstream = UpstreamSession(gateway, connection, self.stream, self.protocol)
         return None
 
+    def _start_fast_relay(self) -> None:
+        session, upstream = self.session, self.upstream
+        if session is None or upstream is None:
+            return
+        expires_at = float("inf")
+        claims = session.login.claims if session.login is not None else None
+        exp = claims.get("exp") if claims else None
+        if self.settings.token_session_policy == "expire" and isinstance(exp, int | float):
+            expires_at = exp + self.settings.jwt_leeway_seconds
+        self.fast_relay = FastRelay(
+            self.stream, self.protocol, upstream, expires_at=expires_at,
+            read_timeout=upstream.connection.server.read_timeout, broken=self._upstream_broke,
+        )  # fmt: skip
+
+    def _upstream_broke(self, why: str, mid_response: bool) -> None:
+        """The session's upstream leg failed (in its task, or in the fast relay's callbacks): the session ends."""
+        log.warning("connection %d: the upstream session broke: %s", self.connection_id, why)
+        if mid_response:
+            self.stream.abort()  # the client holds half a response: nothing more can follow it
+        else:
+            self._end(self.protocol.close_with(ErrorCode.UNKNOWN_ERROR, f"Lost the upstream database: {why}"))
+        self.stream.end_session("the upstream session broke")
+
     async def _end_upstream(self) -> None:
+        fast_relay, self.fast_relay = self.fast_relay, None
+        if fast_relay is not None:
+            fast_relay.detach()
         upstream, self.upstream = self.upstream, None
         if upstream is not None:
             await upstream.end()
@@ -309,6 +338,8 @@ class Connection:
                 return
             if isinstance(event, ChangeUserRequested):
                 keep_going = await self._change_user(event)
+            elif isinstance(event, ResumeInfile):
+                keep_going = await self._resume_infile()
             else:
                 assert isinstance(event, CommandReceived)
                 if self._token_expired():
@@ -382,24 +413,27 @@ class Connection:
     async def _relay_or_answer(self, session: Session, upstream: UpstreamSession, event: CommandReceived) -> bool:
         """Through the gateway: fe's own statements stay with fe; every other command goes to the database."""
         command, body = event.command, event.body
-        if (
-            command == Command.QUERY
-            and len(body) <= MAX_FE_STATEMENT
-            and is_fe_statement(body.decode("utf-8", "replace"))
-        ):
+        if command == Command.QUERY and is_fe_query(body):
             await self._query(session, body)
             return True
         try:
             await upstream.relay(bytes((command,)) + body)
         except RelayBroken as exc:
-            log.warning("connection %d: the upstream session broke: %s", self.connection_id, exc)
-            if upstream.mid_response:
-                self.stream.abort()  # the client holds half a response: nothing more can follow it
-            else:
-                self._end(self.protocol.close_with(ErrorCode.UNKNOWN_ERROR, f"Lost the upstream database: {exc}"))
+            self._upstream_broke(str(exc), upstream.mid_response)
             return False
         if command == Command.RESET_CONNECTION:
             session.reset()
+        return True
+
+    async def _resume_infile(self) -> bool:
+        """The fast relay met a LOCAL INFILE request: the file and the rest of the response go the general way."""
+        upstream = self.upstream
+        assert upstream is not None
+        try:
+            await upstream.resume_infile()
+        except RelayBroken as exc:
+            self._upstream_broke(str(exc), upstream.mid_response)
+            return False
         return True
 
     def _end_of_rows(self) -> bytes:
@@ -446,6 +480,9 @@ class Connection:
         change = event.change
         started = time.perf_counter()
         self.session = None
+        if self.fast_relay is not None:  # the login's packets are the task's
+            self.fast_relay.detach()
+            self.fast_relay = None
         # The client scrambled its proof with the greeting's nonce; a new identity gets a fresh nonce, so the
         # exchange restarts through an AuthSwitchRequest (no client plugin is taken as "in use").
         attempt = LoginAttempt(
@@ -462,6 +499,7 @@ class Connection:
             return False
         await self._end_upstream()  # the old identity's upstream connection goes back to the pool
         self.session = await self._open_session(outcome, change.database, change.charset, started)
+        self._start_fast_relay()
         return self.session is not None
 
 

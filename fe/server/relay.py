@@ -5,12 +5,13 @@ allowed it, the file coming from the client (fe never reads a file of its own)."
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 
 from fe.mysql.constants import Capability
 from fe.mysql.protocol import ClientProtocolError, InfileData, ServerProtocol
 from fe.server.gateway import Gateway
 from fe.server.stream import ConnectionClosed, PacketStream
-from fe.upstream.connection import UpstreamConnection
+from fe.upstream.connection import RelayResult, UpstreamConnection
 from fe.upstream.errors import UpstreamError
 from fe.upstream.response import Outcome, UnsupportedCommand
 
@@ -35,13 +36,13 @@ class UpstreamSession:
         self._stream = stream
         self._protocol = protocol
         self._queued = 0
-        self._mid_response = False  # bytes of the current response reached the client
+        self.mid_response = False  # bytes of the current response reached the client
 
     async def _sink(self, chunk: bytes) -> None:
         stream = self._stream
         if stream.transport is None or stream.transport.is_closing():
             raise ConnectionClosed("the client went away mid-result")
-        self._mid_response = True
+        self.mid_response = True
         stream.write(chunk)
         self._queued += len(chunk)
         if self._queued >= _FLUSH_BYTES:
@@ -50,9 +51,16 @@ class UpstreamSession:
 
     async def relay(self, payload: bytes) -> None:
         """One command, command byte first; its whole response reaches the client. Raises RelayBroken."""
-        self._mid_response = False
+        self.mid_response = False
+        await self._complete(self.connection.relay(payload, self._sink))
+
+    async def resume_infile(self) -> None:
+        """A response the fast relay began stopped for a LOCAL INFILE file: relay the file and the rest of it."""
+        await self._complete(self._local_infile())
+
+    async def _complete(self, exchange: Awaitable[RelayResult]) -> None:
         try:
-            result = await self.connection.relay(payload, self._sink)
+            result = await exchange
             while result.outcome is Outcome.LOCAL_INFILE:
                 result = await self._local_infile()
         except UnsupportedCommand as exc:
@@ -64,12 +72,12 @@ class UpstreamSession:
             raise RelayBroken(f"the client went away mid-result: {exc}") from exc
         except ClientProtocolError as exc:  # a broken file packet of LOCAL INFILE
             self.connection.abort()
-            self._mid_response = True  # the client is inside the command's exchange: close, no ERR can follow
+            self.mid_response = True  # the client is inside the command's exchange: close, no ERR can follow
             raise RelayBroken(f"the client broke the protocol mid-command: {exc}") from exc
         self._protocol.relayed(0)
         self._queued = 0
 
-    async def _local_infile(self):  # type: ignore[no-untyped-def]
+    async def _local_infile(self) -> RelayResult:
         """The upstream asked for a file: the client sends it (if it allowed LOCAL INFILE), packet by packet."""
         connection = self.connection
         if not self._protocol.capabilities & Capability.LOCAL_FILES:
@@ -85,10 +93,6 @@ class UpstreamSession:
             result = await connection.infile_packet(event.payload, self._sink)
             if result is not None:
                 return result
-
-    @property
-    def mid_response(self) -> bool:
-        return self._mid_response
 
     async def end(self) -> None:
         """The session ended: the connection goes back to the pool if it is clean, else it is closed."""

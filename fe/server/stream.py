@@ -12,6 +12,7 @@ import asyncio
 import socket
 import ssl
 from collections.abc import Callable
+from typing import Protocol
 
 from fe.mysql.protocol import NEED_DATA, Event, ServerProtocol
 from fe.server.eventloop import from_uvloop
@@ -24,6 +25,21 @@ CLOSE_LINGER_SECONDS = 5.0
 
 class ConnectionClosed(Exception):
     """The peer went away (or TLS failed) while we waited for a packet."""
+
+
+class CommandTap(Protocol):
+    """Takes commands off the stream in its own callbacks, while the session's task waits for the next event (the
+    gateway's fast relay, fe.server.fast_relay)."""
+
+    @property
+    def busy(self) -> bool:
+        """A command it took is still being answered."""
+
+    def take_commands(self) -> bool:
+        """Take the commands it can; True when it handed the task something (PacketStream.hand_over)."""
+
+    def client_stalled(self, stalled: bool) -> None:
+        """The client stopped reading (True) or reads again (False) while busy: pause the answer's source."""
 
 
 class PacketStream(asyncio.Protocol):
@@ -53,6 +69,12 @@ class PacketStream(asyncio.Protocol):
         # Called once the transport exists (the listener starts the connection's task there).
         self.on_made: Callable[[PacketStream], None] | None = None
         self.close_linger = CLOSE_LINGER_SECONDS
+        self.tap: CommandTap | None = None
+        self._pending: object = None  # what the tap handed over, before any more bytes
+        self._read_timer: asyncio.TimerHandle | None = None
+        self._read_timeout = 0.0
+        self.active_at = 0.0  # loop time of the last command the tap took (the idle timeout counts from it)
+        self._closing_when_idle = False
 
     # ---- asyncio.Protocol callbacks ----
 
@@ -134,11 +156,15 @@ class PacketStream(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
+        if self.tap is not None and self.tap.busy:
+            self.tap.client_stalled(True)
 
     def resume_writing(self) -> None:
         self._write_paused = False
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_result(None)
+        if self.tap is not None:
+            self.tap.client_stalled(False)
 
     # ---- reading ----
 
@@ -148,7 +174,34 @@ class PacketStream(asyncio.Protocol):
         if self.protocol.receive_data(data) and self.transport and not self._paused_reading:
             self.transport.pause_reading()
             self._paused_reading = True
-        self._wake()
+        if self.tap is not None:
+            self.poke()
+        else:
+            self._wake()
+
+    def poke(self) -> None:
+        """Offer the tap the commands received, if the task waits for its next event; wake the task when there is
+        something for it."""
+        tap = self.tap
+        if self._waiter is None or self._pending is not None or tap is None:
+            self._wake()
+            return
+        if self._closing_when_idle and not tap.busy:
+            self._closing_when_idle = False
+            self.close_when_idle()
+            return
+        wake = tap.take_commands()
+        protocol = self.protocol
+        if self._paused_reading and self.transport and protocol.buffered <= protocol.read_limit:
+            self._paused_reading = False
+            self.transport.resume_reading()
+        if wake:
+            self._wake()
+
+    def hand_over(self, item: object) -> None:
+        """The tap took an event it does not handle (or the protocol's error, or an event of its own): the task's
+        next_event returns (or raises) it first."""
+        self._pending = item
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -157,7 +210,12 @@ class PacketStream(asyncio.Protocol):
     async def next_event(self, timeout: float | None = None) -> Event:
         """The client's next event; raises ClientProtocolError (the client broke the protocol), ConnectionClosed,
         or TimeoutError when `timeout` seconds pass without one."""
-        timer: asyncio.TimerHandle | None = None
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            if isinstance(pending, BaseException):
+                raise pending
+            return pending  # type: ignore[return-value]
         self._read_expired = False
         protocol = self.protocol
         try:
@@ -177,19 +235,37 @@ class PacketStream(asyncio.Protocol):
                     raise TimeoutError()
                 self.flush()
                 loop = asyncio.get_running_loop()
-                if timeout is not None and timer is None:
+                if timeout is not None and self._read_timer is None:
                     # One timer per call, not an asyncio.timeout() per packet: this wait is on every command.
-                    timer = loop.call_later(timeout, self._time_out_read)
+                    self._read_timeout = timeout
+                    self._read_timer = loop.call_later(timeout, self._time_out_read)
                 self._waiter = loop.create_future()
                 try:
                     await self._waiter
                 finally:
                     self._waiter = None
+                pending = self._pending
+                if pending is not None:
+                    self._pending = None
+                    if isinstance(pending, BaseException):
+                        raise pending
+                    return pending  # type: ignore[return-value]
         finally:
-            if timer is not None:
-                timer.cancel()
+            if self._read_timer is not None:
+                self._read_timer.cancel()
+                self._read_timer = None
 
     def _time_out_read(self) -> None:
+        tap = self.tap
+        if tap is not None:
+            # Commands the tap answered meanwhile count as activity, and a command still being answered is not
+            # idleness (without the tap, the timer does not run while one is).
+            loop = asyncio.get_running_loop()
+            left = self.active_at + self._read_timeout - loop.time()
+            if tap.busy or left > 0:
+                self._read_timer = loop.call_later(left if left > 0 else self._read_timeout, self._time_out_read)
+                return
+        self._read_timer = None
         self._read_expired = True
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(TimeoutError())
@@ -207,6 +283,15 @@ class PacketStream(asyncio.Protocol):
             data = b"".join(self._outgoing)
             self._outgoing.clear()
             self._write(data)
+
+    def send_now(self, data: bytes) -> bool:
+        """Send at once (what is queued first); False when the client is gone."""
+        if self.transport is None or self.transport.is_closing():
+            return False
+        if self._outgoing:
+            self.flush()
+        self._write(data)
+        return True
 
     def _write(self, data: bytes) -> None:
         if self.transport is None or self.transport.is_closing():
@@ -239,6 +324,10 @@ class PacketStream(asyncio.Protocol):
                     timer.cancel()
 
     # ---- TLS ----
+
+    @property
+    def write_paused(self) -> bool:
+        return self._write_paused
 
     @property
     def is_tls(self) -> bool:
@@ -306,8 +395,18 @@ class PacketStream(asyncio.Protocol):
 
     def close_when_idle(self) -> None:
         """Server shutdown: a session waiting for its next command ends now; a busy one after its reply."""
+        if self.tap is not None and self.tap.busy:
+            self._closing_when_idle = True  # poke() comes back here once the tap's reply is complete
+            return
         if self._failure is None:
             self._failure = ConnectionClosed("server shutting down")
+        self._wake()
+
+    def end_session(self, why: str) -> None:
+        """The session ended outside its task (the tap's upstream failed): the task's next wait ends with
+        ConnectionClosed."""
+        if self._failure is None:
+            self._failure = ConnectionClosed(why)
         self._wake()
 
     def close(self) -> None:

@@ -32,6 +32,20 @@ _FIRST_WORD = re.compile(r"(?:\s|/\*(?!!)(?:[^*]|\*(?!/))*\*/|--[^\n]*(?:\n|$)|#
 _CANDIDATES = frozenset({"CREATE", "ALTER", "DROP", "GRANT", "REVOKE", "SET", "ADMIN", "SHOW"})
 
 
+_LEADING_WORD = re.compile(rb"[A-Za-z]+")
+_CANDIDATE_WORDS = frozenset(word.encode() for word in _CANDIDATES)
+
+
+def is_fe_query(body: bytes) -> bool:
+    """is_fe_statement for a COM_QUERY's bytes. A statement that starts with a word no statement of fe's starts
+    with (most of the database's: SELECT, INSERT, ...) is told without decoding it; the rest is decoded and looked
+    at as text."""
+    lead = _LEADING_WORD.match(body)
+    if lead is not None and lead.group().upper() not in _CANDIDATE_WORDS:
+        return False
+    return len(body) <= MAX_FE_STATEMENT and is_fe_statement(body.decode("utf-8", "replace"))
+
+
 def is_fe_statement(sql: str) -> bool:
     if len(sql) > MAX_FE_STATEMENT:
         return False

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 from fe.upstream.commands import Com, Status
 from fe.upstream.endpoint import READ_SIZE, UpstreamAccount, UpstreamServer
@@ -31,6 +32,43 @@ FATAL_ERRORS = frozenset(
 )
 
 Sink = Callable[[bytes], Awaitable[None]]
+Receiver = Callable[[bytes], None]
+
+
+class _ResponseTap(asyncio.Protocol):
+    """Between the upstream transport and its StreamReader's protocol. While a receiver holds the current response
+    (a relay run in the transports' callbacks, fe.server.fast_relay), the upstream's bytes go to it as they arrive,
+    and no task has to wake up for them; otherwise they go to the StreamReader, as without the tap. b"" tells the
+    receiver that the upstream closed."""
+
+    def __init__(self, inner: asyncio.Protocol) -> None:
+        self.inner = inner
+        self.receiver: Receiver | None = None
+
+    def data_received(self, data: bytes) -> None:
+        receiver = self.receiver
+        if receiver is not None:
+            receiver(data)
+        else:
+            self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        receiver, self.receiver = self.receiver, None
+        if receiver is not None:
+            receiver(b"")
+        return self.inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        receiver, self.receiver = self.receiver, None
+        if receiver is not None:
+            receiver(b"")
+        self.inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.inner.resume_writing()
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +116,9 @@ class UpstreamConnection:
         self._in_sink = False
         assert protocol.greeting is not None
         self.greeting: Greeting = protocol.greeting
+        transport = writer.transport
+        self._tap = _ResponseTap(transport.get_protocol())  # type: ignore[arg-type]
+        transport.set_protocol(self._tap)
 
     # ---- state ----
 
@@ -142,6 +183,61 @@ class UpstreamConnection:
         except (UpstreamError, UpstreamProtocolError) as exc:  # it closed the session since the last command
             self.abort()
             raise translate(exc, f"upstream {self.server.address}") from exc
+
+    # ---- relaying from the transports' callbacks (fe.server.fast_relay) ----
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing arrived since the last response: no goodbye ERR, no close. (When something did, the general
+        path, relay(), reads and reports it.)"""
+        reader = self._reader
+        # StreamReader has no public way to ask whether bytes wait in it; its buffer has been `_buffer` since 3.4.
+        unread: bytearray = getattr(reader, "_buffer", bytearray(b"?"))
+        return not unread and not reader.at_eof() and reader.exception() is None
+
+    def send_direct(self, payload: bytes, receiver: Receiver) -> None:
+        """Send one command; the bytes of its response then go to `receiver` as they arrive (b"": the upstream
+        closed), for `direct_data`, until `end_direct`. Raises UpstreamError (the connection is then broken) and
+        UnsupportedCommand as relay() does."""
+        wire = self._start(payload)
+        self._tap.receiver = receiver
+        self._writer.write(wire)
+
+    def direct_data(self, data: bytes) -> bytes:
+        """Bytes the receiver got → the part of the response to forward now (see ClientProtocol.response_data);
+        raises UpstreamError, the connection then broken."""
+        try:
+            return self._protocol.response_data(data)
+        except (UpstreamError, UpstreamProtocolError) as exc:
+            self.abort()
+            raise translate(exc, f"upstream {self.server.address}", "mid-result") from exc
+
+    @property
+    def response_done(self) -> bool:
+        response = self._protocol.response
+        return response is None or response.done
+
+    @property
+    def awaiting_infile(self) -> bool:
+        response = self._protocol.response
+        return response is not None and response.awaiting_infile
+
+    def end_direct(self) -> None:
+        """The response ended (or stopped for a LOCAL INFILE file): its bytes go to the StreamReader again."""
+        self._tap.receiver = None
+        error = self._protocol.response.error if self._protocol.response is not None else None
+        if error is not None and error.code in FATAL_ERRORS:
+            self.abort()
+
+    def pause_reading(self) -> None:
+        transport = cast(asyncio.Transport, self._writer.transport)
+        if not transport.is_closing():
+            transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        transport = cast(asyncio.Transport, self._writer.transport)
+        if not transport.is_closing():
+            transport.resume_reading()
 
     async def infile_packet(self, payload: bytes, sink: Sink) -> RelayResult | None:
         """After a LOCAL_INFILE result: one packet of the client's file, passed on. The empty packet ends the file;
@@ -272,6 +368,7 @@ class UpstreamConnection:
     def abort(self) -> None:
         """Drop the connection at once (after a failure, or a cancelled relay)."""
         self.broken = True
+        self._tap.receiver = None
         self._protocol.close()
         transport = self._writer.transport
         if not transport.is_closing():

@@ -15,7 +15,6 @@ from fe.mysql.codec import Cursor, MalformedPacket, frame
 from fe.mysql.constants import MAX_PAYLOAD, Capability
 from fe.upstream.commands import Com, Status
 from fe.upstream.errors import ServerError, UpstreamProtocolError, parse_err
-from fe.upstream.packets import parse_ok
 
 # Enough of a packet to classify it and read its status; a whole ERR (code, SQLSTATE, 512-byte message) fits.
 PEEK = 1024
@@ -97,6 +96,10 @@ _INITIAL_STATES = {
     _FIELD_LIST: _S_FIELDS,
     _FETCH: _S_FETCH_ROWS,
 }
+
+
+# How many bytes a length-encoded integer takes, by its first byte (0xFB, NULL, and 0xFF are not integers).
+_LENENC_SIZE = bytes(1 if first < 0xFB else {0xFC: 3, 0xFD: 4, 0xFE: 9}.get(first, 0) for first in range(256))
 
 
 def response_kind(command: int) -> int:
@@ -369,9 +372,27 @@ class ResponseTracker:
             raise UpstreamProtocolError(f"expected an EOF packet after the {after}")
 
     def _status(self, data: bytes | bytearray | memoryview, start: int, length: int) -> None:
-        ok = parse_ok(self._peek(data, start, length))
-        self.status = ok.status
-        self.warnings = ok.warnings
+        """Status flags and warnings of an OK packet or an EOF packet (as fe.upstream.packets.parse_ok reads them),
+        read in place: this runs at the end of every response."""
+        end = start + min(length, PEEK)
+        if data[start] == 0xFE and length < 7:  # EOF: FE, warnings, status
+            if length < 5:
+                raise MalformedPacket("truncated EOF packet")
+            self.warnings = data[start + 1] | data[start + 2] << 8
+            self.status = data[start + 3] | data[start + 4] << 8
+            return
+        pos = start + 1
+        for _ in range(2):  # affected rows and the last insert id, length-encoded
+            if pos >= end:
+                raise MalformedPacket("truncated OK packet")
+            size = _LENENC_SIZE[data[pos]]
+            if not size:
+                raise MalformedPacket(f"invalid length-encoded integer prefix 0x{data[pos]:02x}")
+            pos += size
+        if pos + 2 > end:
+            raise MalformedPacket("truncated OK packet")
+        self.status = data[pos] | data[pos + 1] << 8
+        self.warnings = data[pos + 2] | data[pos + 3] << 8 if pos + 4 <= end else 0
 
     def _finish_error(self, data: bytes | bytearray | memoryview, start: int, length: int) -> None:
         self.error = parse_err(self._peek(data, start, length))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fe.sql.routing import MAX_FE_STATEMENT, is_fe_statement
+from fe.sql.routing import MAX_FE_STATEMENT, is_fe_query, is_fe_statement
 
 FE = [
     "CREATE USER a IDENTIFIED BY 'x'",
@@ -72,3 +72,17 @@ def test_long_runs_of_whitespace_and_comments_are_read_in_linear_time() -> None:
     assert not is_fe_statement("/* a */ " * 2_000 + "{")
     assert is_fe_statement("\n" * 10_000 + "SHOW GRANTS")
     assert time.perf_counter() - started < 5  # generous: it takes milliseconds; exponential would take forever
+
+
+@pytest.mark.parametrize(
+    "sql",
+    FE + DATABASE + ["\u3000SHOW GRANTS", "ShowX GRANTS", "SHOW\u00a0GRANTS", "select\tuser()", "Grant r TO u"],
+)
+def test_a_querys_bytes_are_routed_as_its_text_is(sql: str) -> None:
+    """is_fe_query decides on the bytes of a COM_QUERY without decoding most of them: always as the text would."""
+    assert is_fe_query(sql.encode()) == is_fe_statement(sql)
+
+
+def test_a_query_that_is_not_utf8_is_routed_as_its_replacement_text() -> None:
+    body = b"SHOW GRANTS -- \xff"
+    assert is_fe_query(body) == is_fe_statement(body.decode("utf-8", "replace")) is True

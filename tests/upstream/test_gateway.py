@@ -69,8 +69,11 @@ def _start_fe(home: Path, mariadb: MariaDbServer, extra_env: dict[str, str] | No
         yield server
 
 
-@pytest.fixture(scope="module")
-def gateway(mariadb: MariaDbServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+@pytest.fixture(scope="module", params=["asyncio", "uvloop"])
+def gateway(
+    mariadb: MariaDbServer, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Gateway]:
+    """fe in front of MariaDB, on each event loop (the relay runs in the transports' callbacks, which differ)."""
     mariadb.execute(
         "CREATE DATABASE IF NOT EXISTS gw",
         f"CREATE USER IF NOT EXISTS '{UPSTREAM_DEFAULT[0]}'@'%' IDENTIFIED BY '{UPSTREAM_DEFAULT[1]}'",
@@ -85,7 +88,7 @@ def gateway(mariadb: MariaDbServer, tmp_path_factory: pytest.TempPathFactory) ->
     key, jwk = generate_signing_key("ES256")
     (home / "conf" / "idp.jwks").write_text(json.dumps({"keys": [jwk]}))
     spec = {"jwks_url": "idp.jwks", "required_issuer": ISSUER, "required_audience": "fe"}
-    for server in _start_fe(home, mariadb):
+    for server in _start_fe(home, mariadb, {"FE_EVENT_LOOP": request.param}):
         root_execute(
             server,
             "CREATE USER pat IDENTIFIED BY 'Pat-pw-1'",

@@ -1,0 +1,215 @@
+"""The gateway's common case, run in the transports' callbacks: a relayable command goes to the upstream as soon as
+it is decrypted, and the bytes of its response go to the client as they arrive, without waking the session's task
+twice per command (on 2 cores that halves what fe costs a short query; see docs/gateway.md).
+
+Everything else is handed to the session's task, which takes the general path (fe/server/relay.py) exactly as
+without this: fe's own statements, COM_CHANGE_USER, COM_QUIT, COM_RESET_CONNECTION, commands of more than
+_MAX_PAYLOAD bytes, any command once the session's token has expired (token_session_policy = expire), a command
+after the upstream said something unasked (a goodbye ERR, a close), a client that broke the protocol, and a LOCAL
+INFILE request met mid-response (ResumeInfile).
+
+The protocol state stays in the sans-IO objects, both legs' (ServerProtocol, the upstream ClientProtocol), so the
+task finds them as it would have left them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from fe.mysql.protocol import NEED_DATA, ClientProtocolError, CommandReceived, ServerProtocol
+from fe.server.relay import UpstreamSession
+from fe.server.stream import PacketStream
+from fe.sql.routing import is_fe_query
+from fe.upstream.commands import Com
+from fe.upstream.errors import UpstreamError
+
+log = logging.getLogger("fe.gateway")
+
+_COMMANDS = frozenset(
+    {
+        Com.QUERY,
+        Com.INIT_DB,
+        Com.FIELD_LIST,
+        Com.STATISTICS,
+        Com.PING,
+        Com.STMT_PREPARE,
+        Com.STMT_EXECUTE,
+        Com.STMT_SEND_LONG_DATA,
+        Com.STMT_CLOSE,
+        Com.STMT_RESET,
+        Com.STMT_FETCH,
+    }
+)
+# Larger commands take the task's path, which waits for the upstream to take them in before reading more.
+_MAX_PAYLOAD = 1 << 20
+WRITE_TIMEOUT_SECONDS = 60.0
+
+# Why the session cannot go on, and whether the client holds part of a response (then it is dropped, not told).
+Broken = Callable[[str, bool], None]
+
+
+class ResumeInfile:
+    """Handed to the task: the upstream asked for a LOCAL INFILE file mid-response; the task relays the file and
+    the rest of the response (UpstreamSession.resume_infile)."""
+
+
+class FastRelay:
+    def __init__(
+        self,
+        stream: PacketStream,
+        protocol: ServerProtocol,
+        upstream: UpstreamSession,
+        *,
+        expires_at: float,
+        read_timeout: float | None,
+        broken: Broken,
+    ) -> None:
+        self._stream = stream
+        self._protocol = protocol
+        self._upstream = upstream
+        self._connection = upstream.connection
+        self._expires_at = expires_at  # wall-clock end of the session's token, or inf
+        self._read_timeout = read_timeout
+        self._broken = broken
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None  # the upstream's answer, or the stalled client's reading
+        self._stalled = False
+        self._detached = False
+        self.busy = False
+        stream.tap = self
+
+    def detach(self) -> None:
+        """The session ends or changes user: commands are the task's again; the upstream connection is released
+        by the caller (a response still running leaves it broken, hence closed)."""
+        self._detached = True
+        if self._stream.tap is self:
+            self._stream.tap = None
+        self._cancel_timer()
+        if self.busy:
+            self._connection.abort()
+
+    # ---- commands (the stream calls this while the task waits) ----
+
+    def take_commands(self) -> bool:
+        protocol = self._protocol
+        while not self.busy and not self._detached:
+            try:
+                event = protocol.next_event()
+            except ClientProtocolError as exc:
+                self._stream.hand_over(exc)
+                return True
+            if event is NEED_DATA:
+                return False
+            if type(event) is not CommandReceived or not self._start(event):
+                self._stream.hand_over(event)
+                return True
+        return False
+
+    def _start(self, event: CommandReceived) -> bool:
+        command, body = event.command, event.body
+        if command not in _COMMANDS or len(body) >= _MAX_PAYLOAD:
+            return False
+        if command == Com.QUERY and is_fe_query(body):
+            return False
+        if self._expires_at != float("inf") and time.time() >= self._expires_at:
+            return False
+        if not self._connection.quiet:
+            return False
+        stream = self._stream
+        stream.active_at = self._loop.time()
+        self._upstream.mid_response = False
+        self.busy = True
+        try:
+            self._connection.send_direct(bytes((command,)) + body, self._on_upstream_data)
+        except UpstreamError as exc:
+            self._fail(exc.message)
+            return True
+        if stream.write_paused:  # the client has not read the last answer yet
+            self.client_stalled(True)
+        if self._connection.response_done:  # a command without a response (COM_STMT_CLOSE, SEND_LONG_DATA)
+            self._finish()
+        elif self._read_timeout:
+            self._timer = self._loop.call_later(self._read_timeout, self._upstream_timed_out)
+        return True
+
+    # ---- the response ----
+
+    def _on_upstream_data(self, data: bytes) -> None:
+        if self._detached:
+            return
+        connection = self._connection
+        if not data:
+            when = "mid-result" if self._upstream.mid_response else "instead of answering"
+            connection.abort()
+            self._fail(f"upstream {connection.server.address} closed the connection {when}")
+            return
+        try:
+            chunk = connection.direct_data(data)
+        except UpstreamError as exc:
+            self._fail(exc.message)
+            return
+        if chunk:
+            self._upstream.mid_response = True
+            if not self._stream.send_now(chunk):
+                connection.abort()  # mid-response: the upstream connection cannot be reused
+                self._fail("the client went away mid-result")
+                return
+        if connection.response_done:
+            self._finish()
+            self._stream.poke()
+        elif connection.awaiting_infile:
+            # The task takes it from here; the file's packets reach it through take_commands (InfileData).
+            self._cancel_timer()
+            connection.end_direct()
+            self.busy = False
+            self._stream.hand_over(ResumeInfile())
+            self._stream.poke()
+
+    def _finish(self) -> None:
+        self._cancel_timer()
+        if self._stalled:  # the next command's answer may be read again (and pauses it again if need be)
+            self._stalled = False
+            self._connection.resume_reading()
+        self._connection.end_direct()
+        self._protocol.relayed(0)
+        self.busy = False
+
+    def _fail(self, why: str) -> None:
+        self._cancel_timer()
+        mid_response = self._upstream.mid_response
+        self.detach()
+        self._broken(why, mid_response)
+
+    def _upstream_timed_out(self) -> None:
+        self._timer = None
+        if self.busy and not self._stalled:
+            self._connection.abort()
+            self._fail(f"upstream {self._connection.server.address} did not answer in time")
+
+    # ---- a client that stops reading slows the upstream's read ----
+
+    def client_stalled(self, stalled: bool) -> None:
+        if stalled == self._stalled or self._detached:
+            return
+        self._stalled = stalled
+        self._cancel_timer()
+        if stalled:
+            self._connection.pause_reading()
+            self._timer = self._loop.call_later(WRITE_TIMEOUT_SECONDS, self._client_stopped_reading)
+        else:
+            self._connection.resume_reading()
+            if self.busy and self._read_timeout:
+                self._timer = self._loop.call_later(self._read_timeout, self._upstream_timed_out)
+
+    def _client_stopped_reading(self) -> None:
+        self._timer = None
+        log.info("the client stopped reading a relayed result; dropped")
+        self._connection.abort()
+        self._fail("the client stopped reading mid-result")
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
