@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 
@@ -94,7 +95,7 @@ class FastRelay:
 
     def take_commands(self) -> bool:
         protocol = self._protocol
-        while not self.busy and not self._detached:
+        while not self.busy and not self._detached and protocol.buffered:
             try:
                 event = protocol.next_event()
             except ClientProtocolError as exc:
@@ -113,7 +114,7 @@ class FastRelay:
             return False
         if command == Com.QUERY and is_fe_query(body):
             return False
-        if self._expires_at != float("inf") and time.time() >= self._expires_at:
+        if self._expires_at != math.inf and time.time() >= self._expires_at:
             return False
         if not self._connection.quiet:
             return False
@@ -158,7 +159,9 @@ class FastRelay:
                 return
         if connection.response_done:
             self._finish()
-            self._stream.poke()
+            stream = self._stream
+            if self._protocol.buffered or stream.closing_when_idle:  # the client sent more meanwhile
+                stream.poke()
         elif connection.awaiting_infile:
             # The task takes it from here; the file's packets reach it through take_commands (InfileData).
             self._cancel_timer()

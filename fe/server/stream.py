@@ -326,6 +326,10 @@ class PacketStream(asyncio.Protocol):
     # ---- TLS ----
 
     @property
+    def closing_when_idle(self) -> bool:
+        return self._closing_when_idle
+
+    @property
     def write_paused(self) -> bool:
         return self._write_paused
 

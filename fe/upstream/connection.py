@@ -44,6 +44,7 @@ class _ResponseTap(asyncio.Protocol):
     def __init__(self, inner: asyncio.Protocol) -> None:
         self.inner = inner
         self.receiver: Receiver | None = None
+        self.closed = False  # the upstream closed its side (or the connection was lost)
 
     def data_received(self, data: bytes) -> None:
         receiver = self.receiver
@@ -53,12 +54,14 @@ class _ResponseTap(asyncio.Protocol):
             self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
+        self.closed = True
         receiver, self.receiver = self.receiver, None
         if receiver is not None:
             receiver(b"")
         return self.inner.eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
         receiver, self.receiver = self.receiver, None
         if receiver is not None:
             receiver(b"")
@@ -119,6 +122,9 @@ class UpstreamConnection:
         transport = writer.transport
         self._tap = _ResponseTap(transport.get_protocol())  # type: ignore[arg-type]
         transport.set_protocol(self._tap)
+        # What waits in the StreamReader: it has no public way to tell, and its buffer has been this bytearray,
+        # changed in place, since Python 3.4 (the tests check it on every run: test_gateway_fast_relay).
+        self._unread: bytearray = getattr(reader, "_buffer", bytearray(b"?"))
 
     # ---- state ----
 
@@ -190,10 +196,7 @@ class UpstreamConnection:
     def quiet(self) -> bool:
         """Nothing arrived since the last response: no goodbye ERR, no close. (When something did, the general
         path, relay(), reads and reports it.)"""
-        reader = self._reader
-        # StreamReader has no public way to ask whether bytes wait in it; its buffer has been `_buffer` since 3.4.
-        unread: bytearray = getattr(reader, "_buffer", bytearray(b"?"))
-        return not unread and not reader.at_eof() and reader.exception() is None
+        return not self._unread and not self._tap.closed
 
     def send_direct(self, payload: bytes, receiver: Receiver) -> None:
         """Send one command; the bytes of its response then go to `receiver` as they arrive (b"": the upstream

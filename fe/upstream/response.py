@@ -213,7 +213,12 @@ class ResponseTracker:
                 self._continued = length == MAX_PAYLOAD
                 # Rows are most packets: a first byte below 0xFE means one more row, nothing else to do.
                 if self._state != _S_ROWS or not length or data[body] >= 0xFE:
-                    self._packet(data, body, length)
+                    if not length:
+                        raise UpstreamProtocolError("empty packet in a response")
+                    try:
+                        self._classify(data, body, length)
+                    except MalformedPacket as exc:
+                        raise UpstreamProtocolError(f"malformed packet in a response: {exc}") from None
             available = end - body
             if available < length:
                 self._skip = length - available
@@ -252,14 +257,6 @@ class ResponseTracker:
         return wire
 
     # ---- classification ----
-
-    def _packet(self, data: bytes | bytearray | memoryview, start: int, length: int) -> None:
-        if not length:
-            raise UpstreamProtocolError("empty packet in a response")
-        try:
-            self._classify(data, start, length)
-        except MalformedPacket as exc:
-            raise UpstreamProtocolError(f"malformed packet in a response: {exc}") from None
 
     def _classify(self, data: bytes | bytearray | memoryview, start: int, length: int) -> None:
         first = data[start]

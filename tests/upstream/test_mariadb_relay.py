@@ -285,3 +285,36 @@ async def test_a_cancelled_relay_breaks_the_connection(upstream_tls: UpstreamSer
     assert connection.broken and connection.busy
     with pytest.raises(UpstreamError, match="is closed"):
         await connection.relay(b"\x03SELECT 1", Collector())
+
+
+async def test_the_direct_relay_sees_what_waits_in_the_stream_reader(conn: UpstreamConnection) -> None:
+    """UpstreamConnection.quiet looks at the StreamReader's buffer, which asyncio does not expose: if a Python
+    release renamed or replaced it, the fast relay would send commands after an unread goodbye and wait forever."""
+    reader = conn._reader
+    assert conn._unread is reader._buffer
+    assert await scalar(conn, "SELECT 1") == b"1"
+    assert conn._unread is reader._buffer and conn.quiet
+    reader.feed_data(b"\x07\x00\x00\x00\xff")  # as if the upstream had said something between commands
+    assert not conn.quiet
+    del reader._buffer[:]
+    assert conn.quiet
+
+
+async def test_a_command_relayed_from_the_transports_callbacks(conn: UpstreamConnection) -> None:
+    """send_direct / direct_data / end_direct, as fe.server.fast_relay drives them; then the general path again."""
+    received: list[bytes] = []
+    forwarded: list[bytes] = []
+    done = asyncio.get_running_loop().create_future()
+
+    def receiver(data: bytes) -> None:
+        received.append(data)
+        forwarded.append(conn.direct_data(data))
+        if conn.response_done and not done.done():
+            conn.end_direct()
+            done.set_result(None)
+
+    conn.send_direct(b"\x03SELECT id, v FROM t ORDER BY id", receiver)
+    await asyncio.wait_for(done, 10)
+    assert b"".join(forwarded) == b"".join(received)
+    assert len(split_packets(b"".join(forwarded))) == 1 + 2 + (0 if deprecate_eof(conn) else 1) + 5 + 1
+    assert await scalar(conn, "SELECT 2") == b"2"  # the StreamReader has the connection back
