@@ -72,11 +72,13 @@ class FastRelay:
         self._upstream = upstream
         self._connection = upstream.connection
         self._expires_at = expires_at  # wall-clock end of the session's token, or inf
-        self._read_timeout = read_timeout
+        self._read_timeout = read_timeout or 0.0
         self._broken = broken
         self._loop = asyncio.get_running_loop()
-        self._timer: asyncio.TimerHandle | None = None  # the upstream's answer, or the stalled client's reading
-        self._stalled = False
+        self._read_timer: asyncio.TimerHandle | None = None  # the upstream's silence within a response
+        self._last_data = 0.0  # loop time the upstream last sent something (or the command went)
+        self._write_timer: asyncio.TimerHandle | None = None  # a client that has not read for that long is dropped
+        self._upstream_paused = False  # the upstream's read waits for the client to read
         self._detached = False
         self.busy = False
         stream.tap = self
@@ -87,7 +89,10 @@ class FastRelay:
         self._detached = True
         if self._stream.tap is self:
             self._stream.tap = None
-        self._cancel_timer()
+        self._cancel_read_timer()
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
         if self.busy:
             self._connection.abort()
 
@@ -116,23 +121,26 @@ class FastRelay:
             return False
         if self._expires_at != math.inf and time.time() >= self._expires_at:
             return False
-        if not self._connection.quiet:
+        connection = self._connection
+        if not connection.quiet or connection.write_paused:
+            # Something came unasked (the general path reports it), or the upstream is not taking what it was
+            # sent (the general path waits for it to drain before it reads the client's next command).
             return False
         stream = self._stream
-        stream.active_at = self._loop.time()
+        stream.active_at = self._last_data = self._loop.time()
         self._upstream.mid_response = False
         self.busy = True
         try:
-            self._connection.send_direct(bytes((command,)) + body, self._on_upstream_data)
+            connection.send_direct(bytes((command,)) + body, self._on_upstream_data)
         except UpstreamError as exc:
             self._fail(exc.message)
             return True
         if stream.write_paused:  # the client has not read the last answer yet
             self.client_stalled(True)
-        if self._connection.response_done:  # a command without a response (COM_STMT_CLOSE, SEND_LONG_DATA)
+        if connection.response_done:  # a command without a response (COM_STMT_CLOSE, SEND_LONG_DATA)
             self._finish()
         elif self._read_timeout:
-            self._timer = self._loop.call_later(self._read_timeout, self._upstream_timed_out)
+            self._read_timer = self._loop.call_later(self._read_timeout, self._upstream_timed_out)
         return True
 
     # ---- the response ----
@@ -143,9 +151,10 @@ class FastRelay:
         connection = self._connection
         if not data:
             when = "mid-result" if self._upstream.mid_response else "instead of answering"
-            connection.abort()
             self._fail(f"upstream {connection.server.address} closed the connection {when}")
             return
+        if self._read_timeout:
+            self._last_data = self._loop.time()
         try:
             chunk = connection.direct_data(data)
         except UpstreamError as exc:
@@ -154,7 +163,6 @@ class FastRelay:
         if chunk:
             self._upstream.mid_response = True
             if not self._stream.send_now(chunk):
-                connection.abort()  # mid-response: the upstream connection cannot be reused
                 self._fail("the client went away mid-result")
                 return
         if connection.response_done:
@@ -164,55 +172,75 @@ class FastRelay:
                 stream.poke()
         elif connection.awaiting_infile:
             # The task takes it from here; the file's packets reach it through take_commands (InfileData).
-            self._cancel_timer()
+            self._end_response()
             connection.end_direct()
-            self.busy = False
             self._stream.hand_over(ResumeInfile())
             self._stream.poke()
 
     def _finish(self) -> None:
-        self._cancel_timer()
-        if self._stalled:  # the next command's answer may be read again (and pauses it again if need be)
-            self._stalled = False
-            self._connection.resume_reading()
+        self._end_response()
         self._connection.end_direct()
         self._protocol.relayed(0)
+
+    def _end_response(self) -> None:
+        self._cancel_read_timer()
+        if self._upstream_paused:  # the next command's answer may be read (and paused again if need be)
+            self._upstream_paused = False
+            self._connection.resume_reading()
+        self._stream.active_at = self._loop.time()  # the idle timeout counts from the end of the answer
         self.busy = False
 
     def _fail(self, why: str) -> None:
-        self._cancel_timer()
+        """The session cannot go on; detach() closes the upstream connection if a response was under way."""
         mid_response = self._upstream.mid_response
         self.detach()
         self._broken(why, mid_response)
 
     def _upstream_timed_out(self) -> None:
-        self._timer = None
-        if self.busy and not self._stalled:
-            self._connection.abort()
-            self._fail(f"upstream {self._connection.server.address} did not answer in time")
+        """`upstream_read_timeout_seconds` is the longest silence within a response, as on the general path."""
+        self._read_timer = None
+        if self._detached or not self.busy:
+            return
+        silent = self._loop.time() - self._last_data
+        if self._upstream_paused or silent < self._read_timeout:
+            # Still coming, or held back by a client that does not read (the write timeout's business).
+            left = self._read_timeout - silent if not self._upstream_paused else self._read_timeout
+            self._read_timer = self._loop.call_later(left, self._upstream_timed_out)
+            return
+        self._fail(f"upstream {self._connection.server.address} did not answer in time")
+
+    def _cancel_read_timer(self) -> None:
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
 
     # ---- a client that stops reading slows the upstream's read ----
 
     def client_stalled(self, stalled: bool) -> None:
-        if stalled == self._stalled or self._detached:
+        """The client's socket buffer is full (True) or drained (False)."""
+        if self._detached:
             return
-        self._stalled = stalled
-        self._cancel_timer()
         if stalled:
-            self._connection.pause_reading()
-            self._timer = self._loop.call_later(WRITE_TIMEOUT_SECONDS, self._client_stopped_reading)
-        else:
+            if self._write_timer is None:
+                self._write_timer = self._loop.call_later(WRITE_TIMEOUT_SECONDS, self._client_stopped_reading)
+            if self.busy and not self._upstream_paused:
+                self._upstream_paused = True
+                self._connection.pause_reading()
+            return
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+        if self._upstream_paused:
+            self._upstream_paused = False
             self._connection.resume_reading()
-            if self.busy and self._read_timeout:
-                self._timer = self._loop.call_later(self._read_timeout, self._upstream_timed_out)
 
     def _client_stopped_reading(self) -> None:
-        self._timer = None
-        log.info("the client stopped reading a relayed result; dropped")
-        self._connection.abort()
-        self._fail("the client stopped reading mid-result")
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._write_timer = None
+        if self._detached:
+            return
+        log.info("the client stopped reading relayed results for %.0f s; dropped", WRITE_TIMEOUT_SECONDS)
+        if self.busy:
+            self._fail("the client stopped reading mid-result")
+        else:
+            self._stream.abort()
+            self._stream.end_session("the client stopped reading")

@@ -183,8 +183,8 @@ class PacketStream(asyncio.Protocol):
         """Offer the tap the commands received, if the task waits for its next event; wake the task when there is
         something for it."""
         tap = self.tap
-        if self._waiter is None or self._pending is not None or tap is None:
-            self._wake()
+        if self._waiter is None or self._waiter.done() or self._pending is not None or tap is None:
+            self._wake()  # the task is busy, or already woken (by a timeout, a close): the bytes wait for it
             return
         if self._closing_when_idle and not tap.busy:
             self._closing_when_idle = False
@@ -220,12 +220,17 @@ class PacketStream(asyncio.Protocol):
         protocol = self.protocol
         try:
             while True:
-                event = protocol.next_event()
+                tap = self.tap
+                # While the tap's command is being answered, what the client sent next is not the task's to parse.
+                event = protocol.next_event() if tap is None or not tap.busy else NEED_DATA
                 if event is not NEED_DATA:
                     if self._paused_reading and self.transport and protocol.buffered <= protocol.read_limit:
                         self._paused_reading = False
                         self.transport.resume_reading()
                     return event  # type: ignore[return-value]
+                if self._closing_when_idle and (tap is None or not tap.busy):
+                    self._closing_when_idle = False
+                    self.close_when_idle()  # a shutdown that came while the tap's command was being answered
                 if self._failure is not None:
                     raise self._failure
                 if self._eof:

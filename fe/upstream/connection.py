@@ -45,6 +45,7 @@ class _ResponseTap(asyncio.Protocol):
         self.inner = inner
         self.receiver: Receiver | None = None
         self.closed = False  # the upstream closed its side (or the connection was lost)
+        self.write_paused = False  # the transport's buffer is over its high-water mark
 
     def data_received(self, data: bytes) -> None:
         receiver = self.receiver
@@ -68,9 +69,11 @@ class _ResponseTap(asyncio.Protocol):
         self.inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
+        self.write_paused = True
         self.inner.pause_writing()
 
     def resume_writing(self) -> None:
+        self.write_paused = False
         self.inner.resume_writing()
 
 
@@ -197,6 +200,11 @@ class UpstreamConnection:
         """Nothing arrived since the last response: no goodbye ERR, no close. (When something did, the general
         path, relay(), reads and reports it.)"""
         return not self._unread and not self._tap.closed
+
+    @property
+    def write_paused(self) -> bool:
+        """The upstream is not taking what was sent (its transport's buffer is over the high-water mark)."""
+        return self._tap.write_paused
 
     def send_direct(self, payload: bytes, receiver: Receiver) -> None:
         """Send one command; the bytes of its response then go to `receiver` as they arrive (b"": the upstream

@@ -7,7 +7,10 @@ back instead of filling fe's memory."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -125,6 +128,29 @@ def test_relayed_queries_are_activity_and_a_long_one_is_not_idleness(relay: Rela
     relay.fe.wait_for_log(r"login user=pat ")
 
 
+def test_the_idle_timeout_counts_from_the_end_of_a_long_answer(relay: Relay) -> None:
+    session = relay.connect("pat", "Pat-pw-1")
+    try:
+        assert _rows(session, f"SELECT SLEEP({IDLE_TIMEOUT + 1.5})") == [(0,)]
+        time.sleep(IDLE_TIMEOUT / 2)  # idle for less than the timeout, counted from the answer
+        assert _rows(session, "SELECT 1") == [(1,)]
+    finally:
+        session.close()
+
+
+def test_the_read_timeout_is_the_longest_silence_not_the_whole_answer(relay: Relay) -> None:
+    """Rows one a second for READ_TIMEOUT + 2 seconds: never silent for READ_TIMEOUT, so never cut."""
+    session = relay.connect("pat", "Pat-pw-1", read_timeout=30)
+    try:
+        rows = _rows(
+            session,
+            f"SELECT LENGTH(REPEAT('x', 300000)), SLEEP(1), REPEAT('y', 300000) FROM gw.seq_1_to_{READ_TIMEOUT + 2}",
+        )
+        assert len(rows) == READ_TIMEOUT + 2
+    finally:
+        session.close()
+
+
 def test_a_token_session_ends_when_its_token_expires(relay: Relay) -> None:
     expires = int(time.time()) + 3
     claims = {"iss": ISSUER, "aud": "fe", "sub": "tom", "exp": expires}
@@ -195,5 +221,44 @@ def test_a_broken_packet_from_the_client_ends_the_session_cleanly(relay: Relay) 
         code, _ = error_of(client.read_packet())
         assert code == 1156
         assert client.closed_by_server()
+    finally:
+        client.close()
+
+
+def test_a_stalled_upstream_holds_the_clients_commands_back(relay: Relay, mariadb: MariaDbServer) -> None:
+    """COM_STMT_SEND_LONG_DATA has no answer, so nothing but the upstream's own pace limits how fast a client may send
+    it: while MariaDB takes nothing (stopped), fe must stop reading the client instead of buffering what it sends."""
+    client = _raw_session(relay)
+    pid = relay.fe.process.pid
+    try:
+        client.send_packet(b"\x16SELECT ?", seq=0)
+        prepared = client.read_packet()
+        assert prepared[:1] == b"\x00", prepared
+        for _ in range(4):  # the parameter's and the column's definitions, each followed by an EOF
+            client.read_packet()
+        before = _rss(pid)
+        chunk = b"\x18" + prepared[1:5] + b"\x00\x00" + b"z" * 1_000_000
+        wire = len(chunk).to_bytes(3, "little") + b"\x00" + chunk
+        sent = [0]
+
+        def send_all() -> None:
+            try:
+                for _ in range(400):
+                    client.sock.sendall(wire)
+                    sent[0] += 1
+            except OSError:
+                pass
+
+        os.kill(mariadb.process.pid, signal.SIGSTOP)
+        try:
+            client.sock.settimeout(30)
+            sender = threading.Thread(target=send_all, daemon=True)
+            sender.start()
+            time.sleep(6)
+            grown = _rss(pid) - before
+        finally:
+            os.kill(mariadb.process.pid, signal.SIGCONT)
+        # fe reads about two packets' worth ahead (max_allowed_packet), then waits: far from the 400 MB sent.
+        assert sent[0] < 400 and grown < 200 * 2**20, (sent[0], grown)
     finally:
         client.close()
