@@ -11,6 +11,16 @@ from fe.mysql.constants import CHARSET_BINARY, CHARSET_UTF8MB4_0900, Capability,
 
 SSL_REQUEST_LENGTH = 32
 MAX_ATTRIBUTES = 64
+# Capability bits as plain ints for the parsers (in Python 3.11 each `Capability.X` costs a call of the enum
+# metaclass's __getattr__ hook).
+_PROTOCOL_41 = int(Capability.PROTOCOL_41)
+_SSL = int(Capability.SSL)
+_LENENC_CLIENT_DATA = int(Capability.PLUGIN_AUTH_LENENC_CLIENT_DATA)
+_SECURE_CONNECTION = int(Capability.SECURE_CONNECTION)
+_CONNECT_WITH_DB = int(Capability.CONNECT_WITH_DB)
+_PLUGIN_AUTH = int(Capability.PLUGIN_AUTH)
+_CONNECT_ATTRS = int(Capability.CONNECT_ATTRS)
+_LONGLONG = int(ColumnType.LONGLONG)
 
 
 @dataclass(frozen=True)
@@ -55,32 +65,32 @@ def parse_client_hello(payload: bytes, server_capabilities: int) -> SSLRequest |
     if len(payload) < SSL_REQUEST_LENGTH:
         raise MalformedPacket(f"handshake response too short ({len(payload)} bytes)")
     client_caps = cur.int4()
-    if not client_caps & Capability.PROTOCOL_41:
+    if not client_caps & _PROTOCOL_41:
         raise MalformedPacket("client does not speak protocol 4.1")
     max_packet = cur.int4()
     charset = cur.int1()
     cur.take(23)
-    if len(payload) == SSL_REQUEST_LENGTH and client_caps & Capability.SSL:
+    if len(payload) == SSL_REQUEST_LENGTH and client_caps & _SSL:
         return SSLRequest(client_caps, max_packet, charset)
     return _parse_handshake_body(cur, client_caps & server_capabilities, max_packet, charset)
 
 
 def _parse_handshake_body(cur: Cursor, caps: int, max_packet: int, charset: int) -> HandshakeResponse:
     user = _text(cur.nul_bytes(), "user name")
-    if caps & Capability.PLUGIN_AUTH_LENENC_CLIENT_DATA:
+    if caps & _LENENC_CLIENT_DATA:
         auth = cur.lenenc_bytes()
-    elif caps & Capability.SECURE_CONNECTION:
+    elif caps & _SECURE_CONNECTION:
         auth = cur.take(cur.int1())
     else:
         auth = cur.nul_bytes()
     database = ""
-    if caps & Capability.CONNECT_WITH_DB and not cur.at_end():
+    if caps & _CONNECT_WITH_DB and not cur.at_end():
         database = _text(cur.nul_bytes(), "database name")
     plugin = ""
-    if caps & Capability.PLUGIN_AUTH and not cur.at_end():
+    if caps & _PLUGIN_AUTH and not cur.at_end():
         plugin = _text(cur.nul_bytes(), "plugin name")
     attributes: dict[str, str] = {}
-    if caps & Capability.CONNECT_ATTRS and not cur.at_end():
+    if caps & _CONNECT_ATTRS and not cur.at_end():
         attributes = _parse_attributes(cur)
     return HandshakeResponse(caps, max_packet, charset, user, auth, database, plugin, attributes)
 
@@ -101,16 +111,16 @@ def parse_change_user(payload: bytes, caps: int) -> ChangeUser:
     if cur.int1() != 0x11:
         raise MalformedPacket("not a COM_CHANGE_USER packet")
     user = _text(cur.nul_bytes(), "user name")
-    auth = cur.take(cur.int1()) if caps & Capability.SECURE_CONNECTION else cur.nul_bytes()
+    auth = cur.take(cur.int1()) if caps & _SECURE_CONNECTION else cur.nul_bytes()
     database = _text(cur.nul_bytes(), "database name")
     charset = CHARSET_UTF8MB4_0900
     plugin = ""
     attributes: dict[str, str] = {}
     if cur.remaining >= 2:
         charset = cur.int2()
-        if caps & Capability.PLUGIN_AUTH and not cur.at_end():
+        if caps & _PLUGIN_AUTH and not cur.at_end():
             plugin = _text(cur.nul_bytes(), "plugin name")
-        if caps & Capability.CONNECT_ATTRS and not cur.at_end():
+        if caps & _CONNECT_ATTRS and not cur.at_end():
             attributes = _parse_attributes(cur)
     return ChangeUser(user, auth, database, charset, plugin, attributes)
 
@@ -189,7 +199,7 @@ def auth_more_data(data: bytes) -> bytes:
 
 def column_definition(name: str, type_code: int = ColumnType.VAR_STRING, table: str = "") -> bytes:
     encoded = name.encode()
-    numeric = type_code == ColumnType.LONGLONG
+    numeric = type_code == _LONGLONG
     charset = CHARSET_BINARY if numeric else CHARSET_UTF8MB4_0900
     length = 21 if numeric else 1024
     flags = 0x0081 if numeric else 0x0000  # NOT_NULL | BINARY for numbers

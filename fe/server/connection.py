@@ -43,6 +43,15 @@ login_log = logging.getLogger("fe.login")
 ADVERTISED_CAPABILITIES = SERVER_CAPABILITIES | Capability.SSL
 # How long a reply may wait for the client to read (MySQL's net_write_timeout); never longer than the idle timeout.
 WRITE_TIMEOUT_SECONDS = 60.0
+# Enum members read on every login and command, as plain ints: in Python 3.11 each `Enum.X` costs a call of the
+# enum metaclass's __getattr__ hook (about a thousand machine instructions).
+_AUTOCOMMIT = int(ServerStatus.AUTOCOMMIT)
+_DEPRECATE_EOF = int(Capability.DEPRECATE_EOF)
+_COM_QUERY = int(Command.QUERY)
+_COM_PING = int(Command.PING)
+_COM_INIT_DB = int(Command.INIT_DB)
+_COM_FIELD_LIST = int(Command.FIELD_LIST)
+_COM_RESET_CONNECTION = int(Command.RESET_CONNECTION)
 _NONCE_ALPHABET = bytes(range(0x21, 0x7F))
 _TO_NONCE_ALPHABET = bytes(_NONCE_ALPHABET[b % len(_NONCE_ALPHABET)] for b in range(256))
 
@@ -103,9 +112,7 @@ class Connection:
             return
         nonce = make_nonce()
         self.stream.write(
-            self.protocol.greeting(
-                self.connection_id, nonce, self._server_version(), PLUGIN_CACHING_SHA2, ServerStatus.AUTOCOMMIT
-            )
+            self.protocol.greeting(self.connection_id, nonce, self._server_version(), PLUGIN_CACHING_SHA2, _AUTOCOMMIT)
         )
         started = time.perf_counter()
         try:
@@ -359,19 +366,19 @@ class Connection:
         command, body = event.command, event.body
         if self.upstream is not None:
             return await self._relay_or_answer(session, self.upstream, event)
-        if command == Command.QUERY:
+        if command == _COM_QUERY:
             await self._query(session, body)
-        elif command == Command.PING:
+        elif command == _COM_PING:
             self._ok()
-        elif command == Command.INIT_DB:
+        elif command == _COM_INIT_DB:
             try:
                 self.server.executor.use_database(session, body.decode("utf-8", "replace"))
                 self._ok()
             except SqlError as exc:
                 self._sql_error(exc)
-        elif command == Command.FIELD_LIST:
+        elif command == _COM_FIELD_LIST:
             self._reply(self._end_of_rows())
-        elif command == Command.RESET_CONNECTION:
+        elif command == _COM_RESET_CONNECTION:
             session.reset()
             self._ok()
         else:
@@ -382,11 +389,7 @@ class Connection:
     async def _relay_or_answer(self, session: Session, upstream: UpstreamSession, event: CommandReceived) -> bool:
         """Through the gateway: fe's own statements stay with fe; every other command goes to the database."""
         command, body = event.command, event.body
-        if (
-            command == Command.QUERY
-            and len(body) <= MAX_FE_STATEMENT
-            and is_fe_statement(body.decode("utf-8", "replace"))
-        ):
+        if command == _COM_QUERY and len(body) <= MAX_FE_STATEMENT and is_fe_statement(body.decode("utf-8", "replace")):
             await self._query(session, body)
             return True
         try:
@@ -398,12 +401,12 @@ class Connection:
             else:
                 self._end(self.protocol.close_with(ErrorCode.UNKNOWN_ERROR, f"Lost the upstream database: {exc}"))
             return False
-        if command == Command.RESET_CONNECTION:
+        if command == _COM_RESET_CONNECTION:
             session.reset()
         return True
 
     def _end_of_rows(self) -> bytes:
-        if self.protocol.capabilities & Capability.DEPRECATE_EOF:
+        if self.protocol.capabilities & _DEPRECATE_EOF:
             return messages.ok(status=_status(self.session), header=0xFE)
         return messages.eof(_status(self.session))
 
@@ -439,7 +442,7 @@ class Connection:
             )
         elif isinstance(result, ResultSet):
             columns = [(c.name, c.type_code or ColumnType.VAR_STRING) for c in result.columns]
-            deprecate_eof = bool(self.protocol.capabilities & Capability.DEPRECATE_EOF)
+            deprecate_eof = bool(self.protocol.capabilities & _DEPRECATE_EOF)
             self._reply(*messages.result_set(columns, result.rows, _status(session), deprecate_eof, warnings))
 
     async def _change_user(self, event: ChangeUserRequested) -> bool:
@@ -466,7 +469,7 @@ class Connection:
 
 
 def _status(session: Session | None) -> int:
-    return int(ServerStatus.AUTOCOMMIT) if session is None or session.autocommit else 0
+    return _AUTOCOMMIT if session is None or session.autocommit else 0
 
 
 def describe_exception(exc: BaseException) -> str:
