@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import time
 import traceback
 from datetime import UTC, datetime
@@ -53,6 +54,8 @@ _COM_INIT_DB = int(Command.INIT_DB)
 _COM_FIELD_LIST = int(Command.FIELD_LIST)
 _COM_RESET_CONNECTION = int(Command.RESET_CONNECTION)
 _NONCE_ALPHABET = bytes(range(0x21, 0x7F))
+# A log field that needs no quoting: letters and digits (\w: what str.isalnum() accepts, and "_") and "._-@/".
+_PLAIN = re.compile(r"[\w.\-@/]+")
 _TO_NONCE_ALPHABET = bytes(_NONCE_ALPHABET[b % len(_NONCE_ALPHABET)] for b in range(256))
 
 
@@ -483,7 +486,7 @@ def describe_exception(exc: BaseException) -> str:
 def _quote(value: str) -> str:
     """A log field: bare if plain, else double-quoted with quotes, backslashes and every unprintable character
     escaped, so a client-chosen user name can never start a log line of its own or drive a terminal."""
-    if value and all(ch.isalnum() or ch in "._-@/" for ch in value):
+    if _PLAIN.fullmatch(value):
         return value
     escaped = "".join(_escape_char(ch) for ch in value)
     return f'"{escaped}"'
