@@ -59,16 +59,16 @@ class PacketStream(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # No isinstance check: uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = transport  # type: ignore[assignment]
-        # Replies are small and often come in pairs (AuthMoreData, then OK): with Nagle's algorithm on, the second
-        # waits for the client's delayed ACK, about 40 ms. uvloop turns it off on every TCP transport; asyncio
-        # skips accepted sockets (their proto is 0), so those get it here.
-        if not from_uvloop(transport):
-            sock = transport.get_extra_info("socket")
-            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peer = transport.get_extra_info("peername")
-        if isinstance(peer, tuple):
+        if isinstance(peer, tuple):  # an IP socket (a Unix socket's peer is a path)
             self.peer = self.socket_peer = (str(peer[0]), int(peer[1]))
+            # Replies are small and often come in pairs (AuthMoreData, then OK): with Nagle's algorithm on, the
+            # second waits for the client's delayed ACK, about 40 ms. uvloop turns it off on every TCP transport;
+            # asyncio skips accepted sockets (their proto is 0), so those get it here.
+            if not from_uvloop(transport):
+                sock = transport.get_extra_info("socket")
+                if sock is not None:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.on_made is not None:
             self.on_made(self)
 
