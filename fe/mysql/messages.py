@@ -10,6 +10,7 @@ from fe.mysql.codec import Cursor, MalformedPacket, lenenc_bytes, lenenc_int
 from fe.mysql.constants import CHARSET_BINARY, CHARSET_UTF8MB4_0900, Capability, ColumnType
 
 SSL_REQUEST_LENGTH = 32
+_HELLO_HEAD = struct.Struct("<IIB")  # capabilities, max packet size, character set
 MAX_ATTRIBUTES = 64
 # Capability bits as plain ints for the parsers (in Python 3.11 each `Capability.X` costs a call of the enum
 # metaclass's __getattr__ hook).
@@ -61,17 +62,14 @@ def _text(raw: bytes, what: str) -> str:
 
 def parse_client_hello(payload: bytes, server_capabilities: int) -> SSLRequest | HandshakeResponse:
     """The client's first packet: an SSLRequest (exactly 32 bytes with CLIENT_SSL) or a HandshakeResponse41."""
-    cur = Cursor(payload)
     if len(payload) < SSL_REQUEST_LENGTH:
         raise MalformedPacket(f"handshake response too short ({len(payload)} bytes)")
-    client_caps = cur.int4()
+    client_caps, max_packet, charset = _HELLO_HEAD.unpack_from(payload)  # then 23 reserved bytes
     if not client_caps & _PROTOCOL_41:
         raise MalformedPacket("client does not speak protocol 4.1")
-    max_packet = cur.int4()
-    charset = cur.int1()
-    cur.take(23)
     if len(payload) == SSL_REQUEST_LENGTH and client_caps & _SSL:
         return SSLRequest(client_caps, max_packet, charset)
+    cur = Cursor(payload, SSL_REQUEST_LENGTH)
     return _parse_handshake_body(cur, client_caps & server_capabilities, max_packet, charset)
 
 

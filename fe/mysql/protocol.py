@@ -161,8 +161,7 @@ class ServerProtocol:
         """Feed received bytes. True when the client is far ahead (more than two packets' worth buffered and not
         yet handed out): the driver should stop reading until events are taken."""
         decoder = self._decoder
-        decoder.feed(data)
-        return decoder.buffered > 2 * decoder.limit + 65536
+        return decoder.feed(data) > 2 * decoder.limit + 65536
 
     @property
     def buffered(self) -> int:
