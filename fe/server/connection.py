@@ -172,14 +172,18 @@ class Connection:
         login: Login | None = None
         try:
             login = await self.server.authenticator.begin(attempt)
-            exchange = login.exchange
-            step = await exchange.asend(None)  # type: ignore[arg-type]
-            while not isinstance(step, Accept):
-                self.stream.write(self.protocol.auth_packet(step))
-                event = await self.stream.next_event()
-                assert isinstance(event, AuthReply)
-                step = await exchange.asend(event.payload)
-            outcome = await self.server.authenticator.finish(login, step)
+            accept = login.accepted
+            if accept is None:
+                exchange = login.exchange
+                assert exchange is not None
+                step = await exchange.asend(None)  # type: ignore[arg-type]
+                while not isinstance(step, Accept):
+                    self.stream.write(self.protocol.auth_packet(step))
+                    event = await self.stream.next_event()
+                    assert isinstance(event, AuthReply)
+                    step = await exchange.asend(event.payload)
+                accept = step
+            outcome = await self.server.authenticator.finish(login, accept)
         except LoginDenied as exc:
             if login is not None:
                 login.refused(exc)
@@ -205,7 +209,7 @@ class Connection:
             self._end(self.protocol.login_denied(denied.code, denied.client_message(attempt)))
             return None
         finally:
-            if login is not None:
+            if login is not None and login.exchange is not None:
                 await login.exchange.aclose()
         if self.limits is not None and not self.limits.log_in(self.stream, outcome.account.is_user_admin):
             self._log_login(attempt.user, attempt.plugin, "failure", "too_many_connections", started)

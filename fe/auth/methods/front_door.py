@@ -139,25 +139,43 @@ def remember_for_fast_path(password: bytes, account: LoginAccount, services: Log
 
 
 class CredentialCheck(Protocol):
+    def check_at_once(
+        self, credential: Credential, attempt: LoginAttempt, account: LoginAccount | None, services: LoginServices
+    ) -> Verdict | None: ...
+
     async def check(
         self, credential: Credential, attempt: LoginAttempt, account: LoginAccount | None, services: LoginServices
     ) -> Verdict: ...
 
 
 class CredentialMethod:
-    """Base of the built-in methods: the shared exchange, and `check` for what the account accepts."""
+    """Base of the built-in methods: the shared exchange, and `check_at_once` and `check` for what the account
+    accepts."""
 
     account_plugins: ClassVar[tuple[str, ...]] = ()
+
+    def check_at_once(
+        self, credential: Credential, attempt: LoginAttempt, account: LoginAccount | None, services: LoginServices
+    ) -> Verdict | None:
+        """The verdict on a credential that needs nothing to be waited for (a scramble checked against memory), or
+        None when only `check` can tell. Asked first, for every credential."""
+        return None
 
     async def check(
         self, credential: Credential, attempt: LoginAttempt, account: LoginAccount | None, services: LoginServices
     ) -> Verdict:
+        """The verdict on a credential `check_at_once` left open (a password hash, a token's signature)."""
         raise NotImplementedError
 
     def exchange(
         self, attempt: LoginAttempt, account: LoginAccount | None, services: LoginServices
     ) -> AsyncGenerator[Step, bytes]:
         return front_door(attempt, account, self, services)
+
+    def accept_at_once(
+        self, attempt: LoginAttempt, account: LoginAccount | None, services: LoginServices
+    ) -> Accept | None:
+        return accept_at_once(attempt, account, self, services)
 
 
 class NoAccount(CredentialMethod):
@@ -168,20 +186,58 @@ class NoAccount(CredentialMethod):
         self.reason = reason
         self.detail = detail
 
-    async def check(
+    def check_at_once(
         self, credential: Credential, attempt: LoginAttempt, account: LoginAccount | None, services: LoginServices
     ) -> Verdict:
         return Unverified(self.reason, self.detail)
+
+
+def _opening_scramble(attempt: LoginAttempt) -> Scramble | None:
+    """The client's first auth data as a scramble, when it is one (native, or caching_sha2's fast path)."""
+    first, plugin = attempt.auth_response, attempt.client_plugin
+    if plugin == PLUGIN_NATIVE and len(first) == _NATIVE_SCRAMBLE:
+        return Scramble(PLUGIN_NATIVE, first)
+    if plugin == PLUGIN_CACHING_SHA2 and first not in (b"", b"\x00"):
+        return Scramble(PLUGIN_CACHING_SHA2, first)
+    return None
+
+
+def accept_at_once(
+    attempt: LoginAttempt, account: LoginAccount | None, method: CredentialCheck, services: LoginServices
+) -> Accept | None:
+    """The front door's shortest way through, without running it: the client's first packet carries a scramble that
+    the method verifies at once (caching_sha2's fast path, a native scramble). The same Accept as the exchange
+    would yield, and no async generator to drive. None: run the exchange, which checks that scramble again (a
+    lookup and two hashes, beside the full authentication's password hash that follows)."""
+    scramble = _opening_scramble(attempt)
+    if scramble is None:
+        return None
+    verdict = method.check_at_once(scramble, attempt, account, services)
+    if not isinstance(verdict, Accepted):
+        return None
+    attempt.plugin = _exchange_plugin(account)
+    return _accept(verdict)
+
+
+def _exchange_plugin(account: LoginAccount | None) -> str:
+    """The plugin the login log names: the account's own; a stranger's is the built-in exchange's."""
+    return account.plugin if account is not None else PLUGIN_CACHING_SHA2
+
+
+def _accept(verdict: Accepted) -> Accept:
+    return Accept(claims=verdict.claims, before_ok=verdict.before_ok, integration=verdict.integration)
 
 
 async def front_door(
     attempt: LoginAttempt, account: LoginAccount | None, method: CredentialCheck, services: LoginServices
 ) -> AsyncGenerator[Step, bytes]:
     first, plugin = attempt.auth_response, attempt.client_plugin
-    attempt.plugin = account.plugin if account is not None else PLUGIN_CACHING_SHA2
+    attempt.plugin = _exchange_plugin(account)
 
     async def check(credential: Credential) -> Verdict:
-        verdict = await method.check(credential, attempt, account, services)
+        verdict = method.check_at_once(credential, attempt, account, services)
+        if verdict is None:
+            verdict = await method.check(credential, attempt, account, services)
         if isinstance(credential, Cleartext) and isinstance(verdict, Unverified) and not verdict.hashed:
             await services.verify_password(credential.password, services.decoy_verifier)  # the same time for all
         return verdict
@@ -197,10 +253,9 @@ async def front_door(
         # (COM_CHANGE_USER's proof was made with the greeting's nonce: its plugin is none, so it starts again.)
         no_password = first in (b"", b"\x00")
         if not no_password:
-            if plugin == PLUGIN_NATIVE and len(first) == _NATIVE_SCRAMBLE:
-                verdict = await check(Scramble(PLUGIN_NATIVE, first))
-            elif plugin == PLUGIN_CACHING_SHA2:
-                verdict = await check(Scramble(PLUGIN_CACHING_SHA2, first))
+            scramble = _opening_scramble(attempt)
+            if scramble is not None:
+                verdict = await check(scramble)
             if not isinstance(verdict, Accepted) and plugin != PLUGIN_CACHING_SHA2:
                 # Another plugin began: caching_sha2_password, which every MySQL 8+ and MariaDB client has.
                 reply = attempt.received((yield switch_request(PLUGIN_CACHING_SHA2, attempt)))
@@ -231,7 +286,7 @@ async def front_door(
                 raise LoginDenied("insecure_password", "send the password over TLS or with the server's RSA key")
             verdict = await check(Cleartext(password, over_tls=attempt.secure))
     if isinstance(verdict, Accepted):
-        yield Accept(claims=verdict.claims, before_ok=verdict.before_ok, integration=verdict.integration)
+        yield _accept(verdict)
         return
     raise _denied(verdict)
 
