@@ -24,14 +24,16 @@ _CONNECT_ATTRS = int(Capability.CONNECT_ATTRS)
 _LONGLONG = int(ColumnType.LONGLONG)
 
 
-@dataclass(frozen=True)
+# Parsed client messages: plain slotted dataclasses, like the protocol's events (a frozen one pays an
+# object.__setattr__ per field at every login); nothing changes them after parsing.
+@dataclass(slots=True)
 class SSLRequest:
     capabilities: int
     max_packet: int
     charset: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class HandshakeResponse:
     capabilities: int
     max_packet: int
@@ -43,7 +45,7 @@ class HandshakeResponse:
     attributes: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ChangeUser:
     user: str
     auth_response: bytes
