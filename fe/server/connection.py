@@ -36,6 +36,7 @@ from fe.sql.results import OkResult, ResultSet, SqlError
 from fe.sql.routing import MAX_FE_STATEMENT, is_fe_statement
 from fe.sql.session import Session
 from fe.upstream.errors import UpstreamError
+from fe.util.deadline import Deadline
 
 log = logging.getLogger("fe.connection")
 login_log = logging.getLogger("fe.login")
@@ -86,7 +87,7 @@ class Connection:
     async def run(self) -> None:
         try:
             try:
-                async with asyncio.timeout(self.settings.handshake_timeout_seconds):
+                with Deadline(self.settings.handshake_timeout_seconds):
                     await self._connect()
             except TimeoutError:
                 log.info("connection %d from %s: handshake timeout", self.connection_id, self.client_host)
@@ -463,7 +464,7 @@ class Connection:
             secure=self.stream.is_tls,
         )  # fmt: skip
         try:
-            async with asyncio.timeout(self.settings.handshake_timeout_seconds):
+            with Deadline(self.settings.handshake_timeout_seconds):
                 outcome = await self._login(attempt, started)
         except TimeoutError:
             log.info("connection %d from %s: COM_CHANGE_USER timed out", self.connection_id, self.client_host)
