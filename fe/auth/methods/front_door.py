@@ -175,7 +175,18 @@ class CredentialMethod:
     def accept_at_once(
         self, attempt: LoginAttempt, account: LoginAccount | None, services: LoginServices
     ) -> Accept | None:
-        return accept_at_once(attempt, account, self, services)
+        """The front door's shortest way through, without running it: the client's first packet carries a scramble
+        that this method verifies at once (caching_sha2's fast path, a native scramble). The same Accept as the
+        exchange would yield, and no async generator to drive. None: run the exchange, which checks that scramble
+        again (a lookup and two hashes, beside the full authentication's password hash that follows)."""
+        scramble = _opening_scramble(attempt)
+        if scramble is None:
+            return None
+        verdict = self.check_at_once(scramble, attempt, account, services)
+        if not isinstance(verdict, Accepted):
+            return None
+        attempt.plugin = _exchange_plugin(account)
+        return _accept(verdict)
 
 
 class NoAccount(CredentialMethod):
@@ -202,23 +213,6 @@ def _opening_scramble(attempt: LoginAttempt) -> Scramble | None:
     return None
 
 
-def accept_at_once(
-    attempt: LoginAttempt, account: LoginAccount | None, method: CredentialCheck, services: LoginServices
-) -> Accept | None:
-    """The front door's shortest way through, without running it: the client's first packet carries a scramble that
-    the method verifies at once (caching_sha2's fast path, a native scramble). The same Accept as the exchange
-    would yield, and no async generator to drive. None: run the exchange, which checks that scramble again (a
-    lookup and two hashes, beside the full authentication's password hash that follows)."""
-    scramble = _opening_scramble(attempt)
-    if scramble is None:
-        return None
-    verdict = method.check_at_once(scramble, attempt, account, services)
-    if not isinstance(verdict, Accepted):
-        return None
-    attempt.plugin = _exchange_plugin(account)
-    return _accept(verdict)
-
-
 def _exchange_plugin(account: LoginAccount | None) -> str:
     """The plugin the login log names: the account's own; a stranger's is the built-in exchange's."""
     return account.plugin if account is not None else PLUGIN_CACHING_SHA2
@@ -242,7 +236,7 @@ async def front_door(
             await services.verify_password(credential.password, services.decoy_verifier)  # the same time for all
         return verdict
 
-    verdict: Verdict = Unverified("bad_password")
+    verdict: Verdict | None = None  # none yet (every way through below ends in one, or raises)
     if plugin == PLUGIN_OIDC_CLIENT and first:
         verdict = await check(TokenPacket(first))
     elif plugin == PLUGIN_CLEAR:
@@ -288,6 +282,7 @@ async def front_door(
     if isinstance(verdict, Accepted):
         yield _accept(verdict)
         return
+    assert verdict is not None
     raise _denied(verdict)
 
 
