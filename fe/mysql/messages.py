@@ -11,6 +11,10 @@ from fe.mysql.constants import CHARSET_BINARY, CHARSET_UTF8MB4_0900, Capability,
 
 SSL_REQUEST_LENGTH = 32
 _HELLO_HEAD = struct.Struct("<IIB")  # capabilities, max packet size, character set
+# The greeting after the server version: connection id, nonce[:8], a 0 filler, capabilities' low half, character
+# set, status, capabilities' high half, auth data length (21), 10 reserved zero bytes, nonce[8:] and its NUL.
+_GREETING_FIXED = struct.Struct("<I8sxHBHHB10x12sx")
+_OK_FIXED = struct.Struct("<BBBHH")  # header, affected rows and last insert id (each < 0xFB), status, warnings
 MAX_ATTRIBUTES = 64
 # Capability bits as plain ints for the parsers (in Python 3.11 each `Capability.X` costs a call of the enum
 # metaclass's __getattr__ hook).
@@ -146,23 +150,11 @@ def greeting(
 ) -> bytes:
     if len(nonce) != 20:
         raise ValueError("the greeting nonce must be 20 bytes")
-    return b"".join(
-        (
-            b"\x0a",
-            server_version.encode() + b"\x00",
-            struct.pack("<I", connection_id & 0xFFFFFFFF),
-            nonce[:8],
-            b"\x00",
-            struct.pack("<H", capabilities & 0xFFFF),
-            bytes((CHARSET_UTF8MB4_0900,)),
-            struct.pack("<H", status),
-            struct.pack("<H", (capabilities >> 16) & 0xFFFF),
-            bytes((21,)),
-            b"\x00" * 10,
-            nonce[8:] + b"\x00",
-            plugin.encode() + b"\x00",
-        )
-    )
+    fixed = _GREETING_FIXED.pack(
+        connection_id & 0xFFFFFFFF, nonce[:8], capabilities & 0xFFFF, CHARSET_UTF8MB4_0900, status,
+        (capabilities >> 16) & 0xFFFF, 21, nonce[8:],
+    )  # fmt: skip
+    return b"\x0a" + server_version.encode() + b"\x00" + fixed + plugin.encode() + b"\x00"
 
 
 def ok(
@@ -173,8 +165,11 @@ def ok(
     info: str = "",
     header: int = 0x00,
 ) -> bytes:
-    body = bytes((header,)) + lenenc_int(affected_rows) + lenenc_int(last_insert_id)
-    body += struct.pack("<HH", status, min(warnings, 0xFFFF))
+    if affected_rows < 0xFB and last_insert_id < 0xFB:  # each a one-byte length-encoded integer
+        body = _OK_FIXED.pack(header, affected_rows, last_insert_id, status, min(warnings, 0xFFFF))
+    else:
+        body = bytes((header,)) + lenenc_int(affected_rows) + lenenc_int(last_insert_id)
+        body += struct.pack("<HH", status, min(warnings, 0xFFFF))
     return body + info.encode() if info else body
 
 

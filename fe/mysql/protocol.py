@@ -252,6 +252,10 @@ class ServerProtocol:
 
     # ---- bytes out ----
 
+    def _frame_one(self, payload: bytes) -> bytes:
+        wire, self._seq = frame(payload, self._seq)
+        return wire
+
     def _frame(self, payloads: Sequence[bytes]) -> bytes:
         if len(payloads) == 1:
             wire, self._seq = frame(payloads[0], self._seq)
@@ -276,13 +280,13 @@ class ServerProtocol:
             raise self._wrong_phase("a greeting")
         payload = messages.greeting(connection_id, nonce, self.server_capabilities, server_version, plugin, status)
         self.phase = _CLIENT_HELLO
-        return self._frame((payload,))
+        return self._frame_one(payload)
 
     def refuse(self, code: int, message: str) -> bytes:
         """An ERR instead of the greeting (too many connections); the connection is over."""
         self._require(_GREETING, sending="a refusal")
         self.phase = _CLOSED
-        return self._frame((messages.err(code, sqlstate(code), message, protocol41=False),))
+        return self._frame_one(messages.err(code, sqlstate(code), message, protocol41=False))
 
     def tls_established(self) -> None:
         if self.phase is not _TLS:
@@ -295,7 +299,7 @@ class ServerProtocol:
             raise self._wrong_phase("an authentication packet")
         if not payload or payload[0] not in (0x01, 0xFE):
             raise LocalProtocolError("an authentication packet is AuthMoreData (0x01) or AuthSwitchRequest (0xFE)")
-        return self._frame((payload,))
+        return self._frame_one(payload)
 
     def login_ok(self, status: int) -> bytes:
         """The login succeeded: OK, and the command phase with its larger packet limit begins."""
@@ -304,13 +308,13 @@ class ServerProtocol:
         self.phase = _COMMAND
         self._awaiting_reply = False
         self._decoder.limit = self.packet_limit
-        return self._frame((messages.ok(status=status),))
+        return self._frame_one(messages.ok(status=status))
 
     def login_denied(self, code: int, message: str, state: str | None = None) -> bytes:
         """The login failed: ERR, and the connection is over (nothing after a failed login is ever served)."""
         self._require(_AUTHENTICATION, sending="the login's ERR")
         self.phase = _CLOSED
-        return self._frame((messages.err(code, state or sqlstate(code), message),))
+        return self._frame_one(messages.err(code, state or sqlstate(code), message))
 
     def reply(self, payloads: Sequence[bytes], *, complete: bool = True) -> bytes:
         """The reply to the current command (OK, ERR, or a result set's packets). A reply sent in parts passes
@@ -353,7 +357,7 @@ class ServerProtocol:
         if self.phase is _COMMAND and not self._awaiting_reply:
             self._seq = 0
         self.phase = _CLOSED
-        return self._frame((messages.err(code, sqlstate(code), message),))
+        return self._frame_one(messages.err(code, sqlstate(code), message))
 
     def close(self) -> None:
         """The driver closes the connection (or lost it): nothing more is sent or read."""

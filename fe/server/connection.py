@@ -101,7 +101,8 @@ class Connection:
         finally:
             self.protocol.close()
             self.stream.close()
-            await self._end_upstream()
+            if self.upstream is not None:  # (no coroutine to run for the sessions without one)
+                await self._end_upstream()
 
     def _end(self, wire: bytes) -> None:
         """Send a closing ERR the protocol framed, and close."""
@@ -471,7 +472,8 @@ class Connection:
             return False
         if outcome is None:
             return False
-        await self._end_upstream()  # the old identity's upstream connection goes back to the pool
+        if self.upstream is not None:
+            await self._end_upstream()  # the old identity's upstream connection goes back to the pool
         self.session = await self._open_session(outcome, change.database, change.charset, started)
         return self.session is not None
 
