@@ -20,6 +20,9 @@ from fe.server.proxy_protocol import ProxyHeader, ProxyHeaderReader, ProxyProtoc
 _TLS_READ_SIZE = 64 * 1024
 # After close(), how long unsent bytes may wait for a client that does not read before the socket is dropped.
 CLOSE_LINGER_SECONDS = 5.0
+# A read timer that fires this close to its read's deadline (event loops may run a timer a little early) times the
+# read out rather than waiting again.
+_TIMER_SLACK = 0.001
 
 
 class ConnectionClosed(Exception):
@@ -49,7 +52,12 @@ class PacketStream(asyncio.Protocol):
         self._tls_in: ssl.MemoryBIO | None = None
         self._tls_out: ssl.MemoryBIO | None = None
         self._handshake_done: asyncio.Future[None] | None = None
-        self._read_expired = False  # read_packet's timeout has passed
+        self._read_expired = False  # next_event's timeout has passed
+        # While next_event waits with a timeout: when that read times out. One timer serves every read of the
+        # connection (_arm_read_timer), instead of a new one per command.
+        self._read_deadline: float | None = None
+        self._read_timer: asyncio.TimerHandle | None = None
+        self._read_timer_at = 0.0  # when _read_timer fires
         # Called once the transport exists (the listener starts the connection's task there).
         self.on_made: Callable[[PacketStream], None] | None = None
         self.close_linger = CLOSE_LINGER_SECONDS
@@ -124,6 +132,9 @@ class PacketStream(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._eof = True
+        if self._read_timer is not None:  # it would keep this stream until the idle timeout
+            self._read_timer.cancel()
+            self._read_timer = None
         if self._failure is None:
             self._failure = ConnectionClosed(str(exc) if exc else "connection closed by peer")
         if self._handshake_done is not None and not self._handshake_done.done():
@@ -157,7 +168,6 @@ class PacketStream(asyncio.Protocol):
     async def next_event(self, timeout: float | None = None) -> Event:
         """The client's next event; raises ClientProtocolError (the client broke the protocol), ConnectionClosed,
         or TimeoutError when `timeout` seconds pass without one."""
-        timer: asyncio.TimerHandle | None = None
         self._read_expired = False
         protocol = self.protocol
         try:
@@ -177,17 +187,38 @@ class PacketStream(asyncio.Protocol):
                     raise TimeoutError()
                 self.flush()
                 loop = asyncio.get_running_loop()
-                if timeout is not None and timer is None:
-                    # One timer per call, not an asyncio.timeout() per packet: this wait is on every command.
-                    timer = loop.call_later(timeout, self._time_out_read)
+                if timeout is not None and self._read_deadline is None:
+                    self._arm_read_timer(loop, loop.time() + timeout)
                 self._waiter = loop.create_future()
                 try:
                     await self._waiter
                 finally:
                     self._waiter = None
         finally:
-            if timer is not None:
-                timer.cancel()
+            self._read_deadline = None
+
+    def _arm_read_timer(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        """The read now waiting times out at `deadline`. This wait is on every command, so the connection keeps one
+        timer for all its reads: it is replaced only when it would fire too late; firing too early (it was armed by
+        an earlier read), it moves itself on (_read_timer_fired)."""
+        self._read_deadline = deadline
+        if self._read_timer is None or self._read_timer_at > deadline:
+            if self._read_timer is not None:
+                self._read_timer.cancel()
+            self._read_timer = loop.call_at(deadline, self._read_timer_fired)
+            self._read_timer_at = deadline
+
+    def _read_timer_fired(self) -> None:
+        self._read_timer = None
+        deadline = self._read_deadline
+        if deadline is None:
+            return  # no read is waiting: the next one arms a timer again
+        loop = asyncio.get_running_loop()
+        if deadline - loop.time() > _TIMER_SLACK:
+            self._read_timer = loop.call_at(deadline, self._read_timer_fired)
+            self._read_timer_at = deadline
+            return
+        self._time_out_read()
 
     def _time_out_read(self) -> None:
         self._read_expired = True
