@@ -68,6 +68,20 @@ def make_nonce() -> bytes:
 class Connection:
     """Drives one PacketStream; `server` is the ServerContext (settings, authenticator, executor, TLS)."""
 
+    # One per connection, read and written on every packet: slots, no instance dict.
+    __slots__ = (
+        "client_host",
+        "connection_id",
+        "gateway",
+        "limits",
+        "protocol",
+        "server",
+        "session",
+        "settings",
+        "stream",
+        "upstream",
+    )
+
     def __init__(
         self, server: ServerContext, stream: PacketStream, connection_id: int, limits: ConnectionLimits | None = None
     ) -> None:

@@ -32,6 +32,34 @@ class ConnectionClosed(Exception):
 class PacketStream(asyncio.Protocol):
     """Bytes between the socket (through TLS, once started) and the connection's sans-IO ServerProtocol."""
 
+    # One per connection, read and written on every packet: slots, no instance dict.
+    __slots__ = (
+        "_drain_waiter",
+        "_eof",
+        "_failure",
+        "_handshake_done",
+        "_outgoing",
+        "_paused_reading",
+        "_read_deadline",
+        "_read_expired",
+        "_read_timer",
+        "_read_timer_at",
+        "_tls",
+        "_tls_in",
+        "_tls_out",
+        "_waiter",
+        "_write_paused",
+        "close_linger",
+        "on_made",
+        "peer",
+        "protocol",
+        "proxy",
+        "proxy_error",
+        "proxy_header",
+        "socket_peer",
+        "transport",
+    )
+
     def __init__(self, protocol: ServerProtocol) -> None:
         self.protocol = protocol
         self.transport: asyncio.Transport | None = None
