@@ -51,7 +51,7 @@ class TokenChecker(Protocol):
     async def verify(self, token: str | bytes, user_name: str, spec: TokenAuthSpec) -> dict[str, Any]: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class LoginAttempt:
     """What the client sent to start a login, and what the exchange learnt on the way."""
 
