@@ -85,11 +85,9 @@ Credential = NoPassword | Scramble | Cleartext | TokenPacket
 # ---- verdicts: what the account's method made of it ----
 
 
-@dataclass(slots=True)
-class Accepted:
-    claims: dict[str, object] | None = None
-    before_ok: tuple[bytes, ...] = ()
-    integration: str | None = None  # the security integration that vouched for a name with no account
+# The credential verified: the verdict is the Accept the exchange yields (claims, what precedes the OK, the security
+# integration that vouched for a name with no account), not a copy of it made at every login.
+Accepted = Accept
 
 
 @dataclass(slots=True)
@@ -186,7 +184,7 @@ class CredentialMethod:
         if not isinstance(verdict, Accepted):
             return None
         attempt.plugin = _exchange_plugin(account)
-        return _accept(verdict)
+        return verdict
 
 
 class NoAccount(CredentialMethod):
@@ -216,10 +214,6 @@ def _opening_scramble(attempt: LoginAttempt) -> Scramble | None:
 def _exchange_plugin(account: LoginAccount | None) -> str:
     """The plugin the login log names: the account's own; a stranger's is the built-in exchange's."""
     return account.plugin if account is not None else PLUGIN_CACHING_SHA2
-
-
-def _accept(verdict: Accepted) -> Accept:
-    return Accept(claims=verdict.claims, before_ok=verdict.before_ok, integration=verdict.integration)
 
 
 async def front_door(
@@ -280,7 +274,7 @@ async def front_door(
                 raise LoginDenied("insecure_password", "send the password over TLS or with the server's RSA key")
             verdict = await check(Cleartext(password, over_tls=attempt.secure))
     if isinstance(verdict, Accepted):
-        yield _accept(verdict)
+        yield verdict
         return
     assert verdict is not None
     raise _denied(verdict)
