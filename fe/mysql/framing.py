@@ -31,11 +31,12 @@ _new_tuple = tuple.__new__
 
 
 class PacketDecoder:
-    __slots__ = ("_buffer", "_chunks", "_chunks_size", "_first_seq", "_last_seq", "limit")
+    __slots__ = ("_chunks", "_chunks_size", "_first_seq", "_last_seq", "buffer", "limit")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._buffer = bytearray()
+        # Received bytes not cut into packets yet (others may look: fewer than 4 means no packet is ready).
+        self.buffer = bytearray()
         # A payload of exactly 0xFFFFFF bytes continues in the next packet; parts gather here.
         self._chunks: list[bytes] = []
         self._chunks_size = 0
@@ -45,14 +46,14 @@ class PacketDecoder:
     def feed(self, data: bytes) -> int:
         """Add received bytes; returns how many are buffered now (`buffered`). Nothing is parsed here: bytes after a
         packet may belong to TLS, not to us."""
-        buffer = self._buffer
+        buffer = self.buffer
         buffer += data
         return len(buffer) + self._chunks_size
 
     def next_packet(self) -> Packet | None:
         """The next whole packet, or None; raises PacketTooLarge as soon as a header announces too much, and
         SequenceMismatch when a continuation packet's sequence id does not follow its predecessor's."""
-        buffer = self._buffer
+        buffer = self.buffer
         while len(buffer) >= 4:
             length = buffer[0] | buffer[1] << 8 | buffer[2] << 16  # the header, read in place (codec.decode_header)
             seq = buffer[3]
@@ -84,10 +85,10 @@ class PacketDecoder:
 
     def take_unparsed(self) -> bytes:
         """Bytes received after the last whole packet (e.g. a TLS ClientHello), handed over and forgotten."""
-        rest = bytes(self._buffer)
-        self._buffer.clear()
+        rest = bytes(self.buffer)
+        self.buffer.clear()
         return rest
 
     @property
     def buffered(self) -> int:
-        return len(self._buffer) + self._chunks_size
+        return len(self.buffer) + self._chunks_size

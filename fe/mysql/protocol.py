@@ -184,8 +184,11 @@ class ServerProtocol:
                 self._seq = 0  # every command starts a new sequence
         elif phase is _GREETING or phase is _TLS or phase is _CLOSED:
             return NEED_DATA  # bytes now are not ours to read (not yet, TLS's, or too late)
+        decoder = self._decoder
+        if len(decoder.buffer) < 4:
+            return NEED_DATA  # not even a header: the usual answer while the client has not sent its next packet
         try:
-            packet = self._decoder.next_packet()
+            packet = decoder.next_packet()
         except PacketTooLarge:
             self._seq = (self._seq + 1) & 0xFF
             raise self._broken(ErrorCode.NET_PACKET_TOO_LARGE, _PACKET_TOO_LARGE, "packet_too_large") from None
