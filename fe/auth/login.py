@@ -118,28 +118,37 @@ class Authenticator:
         return method
 
     async def begin(self, attempt: LoginAttempt) -> Login:
-        """Find the account and its method: the exchange to run (the driver sends what it yields and hands it the
-        client's replies, until it yields Accept or raises LoginDenied)."""
+        """Find the account and its method: the login accepted at once (the method's `accept_at_once`), or the
+        exchange to run (the driver sends what it yields and hands it the client's replies, until it yields Accept
+        or raises LoginDenied)."""
         account = await self.find_account(attempt)
         method = self.choose(attempt, account)
+        at_once = getattr(method, "accept_at_once", None)  # optional (AuthMethod)
+        accepted = at_once(attempt, account, self.services) if at_once is not None else None
+        if accepted is not None:
+            return Login(attempt, account, None, accepted)
         return Login(attempt, account, method.exchange(attempt, account, self.services))
 
     async def login(self, attempt: LoginAttempt) -> AsyncGenerator[bytes | LoginOutcome, bytes]:
         """The whole login as one generator: the payloads to send, then the LoginOutcome."""
         login = await self.begin(attempt)
-        exchange = login.exchange
-        reply: bytes | None = None
-        try:
-            while True:
-                step = await exchange.asend(reply)  # type: ignore[arg-type]  # the first asend must be None
-                if isinstance(step, Accept):
-                    break
-                reply = yield step
-        except LoginDenied as denied:
-            raise login.refused(denied) from None
-        finally:
-            await exchange.aclose()
-        yield await self.finish(login, step)
+        accept = login.accepted
+        if accept is None:
+            exchange = login.exchange
+            assert exchange is not None
+            reply: bytes | None = None
+            try:
+                while True:
+                    step = await exchange.asend(reply)  # type: ignore[arg-type]  # the first asend must be None
+                    if isinstance(step, Accept):
+                        break
+                    reply = yield step
+            except LoginDenied as denied:
+                raise login.refused(denied) from None
+            finally:
+                await exchange.aclose()
+            accept = step
+        yield await self.finish(login, accept)
 
     async def finish(self, login: Login, accept: Accept) -> LoginOutcome:
         """The outcome of an accepted login: its identity (an integration's ephemeral one for a name with no
@@ -191,13 +200,15 @@ class Authenticator:
         )
 
 
-@dataclass
+@dataclass(slots=True)
 class Login:
-    """One login under way: the attempt, the account it names (None: no such account) and its method's exchange."""
+    """One login under way: the attempt, the account it names (None: no such account), and its method's exchange
+    to run, or (exchange None) the Accept the method gave at once."""
 
     attempt: LoginAttempt
     account: LoginAccount | None
-    exchange: AsyncGenerator[Step, bytes]
+    exchange: AsyncGenerator[Step, bytes] | None
+    accepted: Accept | None = None
 
     def refused(self, denied: LoginDenied) -> LoginDenied:
         if self.account is None and denied.reason == "bad_password":

@@ -190,7 +190,10 @@ def verify_sha2_scramble(response: bytes, nonce: bytes, double_hash: bytes) -> b
 
 
 def _xor(a: bytes, b: bytes) -> bytes:
-    return bytes(x ^ y for x, y in zip(a, b, strict=True))
+    if len(a) != len(b):
+        raise ValueError("cannot XOR byte strings of different lengths")
+    # As big integers: one C call each way, where a generator over the bytes costs the fast path ~20k instructions.
+    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(len(a), "big")
 
 
 def _unb64(text: str) -> bytes:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
@@ -77,6 +77,7 @@ class TokenAuthSpec:
     group_providers: tuple[str, ...] | None = None
     # The reference tokens when principal_field is a JSON Pointer ("/realm_access/username"), else None.
     principal_pointer: tuple[str, ...] | None = field(default=None, init=False, repr=False, compare=False)
+    _hash: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if is_pointer(self.principal_field):
@@ -87,6 +88,12 @@ class TokenAuthSpec:
                     f"'principal_field' {self.principal_field!r} is not a valid JSON Pointer: {exc}"
                 ) from None
             object.__setattr__(self, "principal_pointer", pointer)
+        # A spec keys the verified-token cache and the key store, so a token login hashes it several times: the
+        # hash of the compared fields (what the dataclass's own __hash__ would compute each time) is taken once.
+        object.__setattr__(self, "_hash", hash(tuple(getattr(self, f.name) for f in fields(self) if f.compare)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def is_remote(self) -> bool:

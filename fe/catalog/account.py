@@ -65,9 +65,10 @@ class Account:
     def is_root(self) -> bool:
         return self.name == ROOT_USER and self.host == ROOT_HOST
 
-    @property
+    @cached_property
     def is_user_admin(self) -> bool:
-        """May create, alter and drop users, manage roles and grants."""
+        """May create, alter and drop users, manage roles and grants. (Asked at every login; the account is
+        immutable, so it is worked out once per Account object.)"""
         return self.is_root or bool((self.roles | self.effective_roles) & ADMIN_ROLES)
 
     @cached_property

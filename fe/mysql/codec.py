@@ -6,6 +6,8 @@ import struct
 
 from fe.mysql.constants import MAX_PAYLOAD
 
+_HEADER = struct.Struct("<I")
+
 
 class MalformedPacket(ValueError):
     """A payload that does not parse; the message says what was wrong."""
@@ -23,9 +25,9 @@ class Cursor:
 
     __slots__ = ("data", "pos")
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, pos: int = 0) -> None:
         self.data = data
-        self.pos = 0
+        self.pos = pos
 
     @property
     def remaining(self) -> int:
@@ -35,11 +37,12 @@ class Cursor:
         return self.pos >= len(self.data)
 
     def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
-            raise MalformedPacket(f"needed {n} bytes at offset {self.pos}, only {self.remaining} left")
-        chunk = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return chunk
+        pos = self.pos
+        end = pos + n
+        if n < 0 or end > len(self.data):
+            raise MalformedPacket(f"needed {n} bytes at offset {pos}, only {self.remaining} left")
+        self.pos = end
+        return self.data[pos:end]
 
     def int1(self) -> int:
         return self.take(1)[0]
@@ -54,7 +57,7 @@ class Cursor:
         return int.from_bytes(self.take(4), "little")
 
     def lenenc_int(self) -> int:
-        first = self.int1()
+        first = self.take(1)[0]
         if first < 0xFB:
             return first
         if first == 0xFC:
@@ -105,8 +108,8 @@ def decode_header(header: bytes) -> tuple[int, int]:
 
 def frame(payload: bytes, seq: int) -> tuple[bytes, int]:
     """The wire bytes for one logical payload (split at 16 MiB - 1) and the next sequence id."""
-    if len(payload) < MAX_PAYLOAD:
-        return struct.pack("<I", len(payload))[:3] + bytes((seq & 0xFF,)) + payload, (seq + 1) & 0xFF
+    if len(payload) < MAX_PAYLOAD:  # the header: 3 bytes of length, then the sequence id
+        return _HEADER.pack(len(payload) | (seq & 0xFF) << 24) + payload, (seq + 1) & 0xFF
     parts = []
     offset = 0
     while True:

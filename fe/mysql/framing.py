@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from fe.mysql.codec import PacketTooLarge, decode_header
+from fe.mysql.codec import PacketTooLarge
 from fe.mysql.constants import MAX_PAYLOAD
 
 
@@ -27,58 +27,68 @@ class Packet(NamedTuple):
     payload: bytes
 
 
+_new_tuple = tuple.__new__
+
+
 class PacketDecoder:
-    __slots__ = ("_buffer", "_chunks", "_chunks_size", "_first_seq", "_last_seq", "limit")
+    __slots__ = ("_chunks", "_chunks_size", "_first_seq", "_last_seq", "buffer", "limit")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._buffer = bytearray()
+        # Received bytes not cut into packets yet (others may look: fewer than 4 means no packet is ready).
+        self.buffer = bytearray()
         # A payload of exactly 0xFFFFFF bytes continues in the next packet; parts gather here.
         self._chunks: list[bytes] = []
         self._chunks_size = 0
         self._first_seq = 0
         self._last_seq = 0
 
-    def feed(self, data: bytes) -> None:
-        """Add received bytes. Nothing is parsed here: bytes after a packet may belong to TLS, not to us."""
-        self._buffer += data
+    def feed(self, data: bytes) -> int:
+        """Add received bytes; returns how many are buffered now (`buffered`). Nothing is parsed here: bytes after a
+        packet may belong to TLS, not to us."""
+        buffer = self.buffer
+        buffer += data
+        return len(buffer) + self._chunks_size
 
     def next_packet(self) -> Packet | None:
         """The next whole packet, or None; raises PacketTooLarge as soon as a header announces too much, and
         SequenceMismatch when a continuation packet's sequence id does not follow its predecessor's."""
-        buffer = self._buffer
+        buffer = self.buffer
         while len(buffer) >= 4:
-            length, seq = decode_header(bytes(buffer[:4]))
-            total = self._chunks_size + length
-            if total > self.limit:
-                raise PacketTooLarge(total, self.limit)
-            if self._chunks and seq != (self._last_seq + 1) & 0xFF:
+            length = buffer[0] | buffer[1] << 8 | buffer[2] << 16  # the header, read in place (codec.decode_header)
+            seq = buffer[3]
+            chunks = self._chunks
+            if self._chunks_size + length > self.limit:
+                raise PacketTooLarge(self._chunks_size + length, self.limit)
+            if chunks and seq != (self._last_seq + 1) & 0xFF:
                 raise SequenceMismatch(seq, (self._last_seq + 1) & 0xFF)
-            if len(buffer) < 4 + length:
+            end = 4 + length
+            if len(buffer) < end:
                 return None
-            payload = bytes(buffer[4 : 4 + length])
-            del buffer[: 4 + length]
-            if not self._chunks:
+            payload = bytes(buffer[4:end])
+            del buffer[:end]
+            if not chunks:
                 self._first_seq = seq
             self._last_seq = seq
             if length == MAX_PAYLOAD:
-                self._chunks.append(payload)
+                chunks.append(payload)
                 self._chunks_size += length
                 continue
-            if self._chunks:
-                self._chunks.append(payload)
-                payload = b"".join(self._chunks)
-                self._chunks.clear()
+            if chunks:
+                chunks.append(payload)
+                payload = b"".join(chunks)
+                chunks.clear()
                 self._chunks_size = 0
-            return Packet(self._first_seq, (seq + 1) & 0xFF, payload)
+            # tuple.__new__ builds the same Packet as Packet(...), without namedtuple's Python-level __new__.
+            return _new_tuple(Packet, (self._first_seq, (seq + 1) & 0xFF, payload))
         return None
 
     def take_unparsed(self) -> bytes:
         """Bytes received after the last whole packet (e.g. a TLS ClientHello), handed over and forgotten."""
-        rest = bytes(self._buffer)
-        self._buffer.clear()
+        rest = bytes(self.buffer)
+        self.buffer.clear()
         return rest
 
     @property
     def buffered(self) -> int:
-        return len(self._buffer) + self._chunks_size
+        return len(self.buffer) + self._chunks_size

@@ -10,17 +10,34 @@ from fe.mysql.codec import Cursor, MalformedPacket, lenenc_bytes, lenenc_int
 from fe.mysql.constants import CHARSET_BINARY, CHARSET_UTF8MB4_0900, Capability, ColumnType
 
 SSL_REQUEST_LENGTH = 32
+_HELLO_HEAD = struct.Struct("<IIB")  # capabilities, max packet size, character set
+# The greeting after the server version: connection id, nonce[:8], a 0 filler, capabilities' low half, character
+# set, status, capabilities' high half, auth data length (21), 10 reserved zero bytes, nonce[8:] and its NUL.
+_GREETING_FIXED = struct.Struct("<I8sxHBHHB10x12sx")
+_OK_FIXED = struct.Struct("<BBBHH")  # header, affected rows and last insert id (each < 0xFB), status, warnings
 MAX_ATTRIBUTES = 64
+# Capability bits as plain ints for the parsers (in Python 3.11 each `Capability.X` costs a call of the enum
+# metaclass's __getattr__ hook).
+_PROTOCOL_41 = int(Capability.PROTOCOL_41)
+_SSL = int(Capability.SSL)
+_LENENC_CLIENT_DATA = int(Capability.PLUGIN_AUTH_LENENC_CLIENT_DATA)
+_SECURE_CONNECTION = int(Capability.SECURE_CONNECTION)
+_CONNECT_WITH_DB = int(Capability.CONNECT_WITH_DB)
+_PLUGIN_AUTH = int(Capability.PLUGIN_AUTH)
+_CONNECT_ATTRS = int(Capability.CONNECT_ATTRS)
+_LONGLONG = int(ColumnType.LONGLONG)
 
 
-@dataclass(frozen=True)
+# Parsed client messages: plain slotted dataclasses, like the protocol's events (a frozen one pays an
+# object.__setattr__ per field at every login); nothing changes them after parsing.
+@dataclass(slots=True)
 class SSLRequest:
     capabilities: int
     max_packet: int
     charset: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class HandshakeResponse:
     capabilities: int
     max_packet: int
@@ -32,7 +49,7 @@ class HandshakeResponse:
     attributes: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class ChangeUser:
     user: str
     auth_response: bytes
@@ -51,36 +68,33 @@ def _text(raw: bytes, what: str) -> str:
 
 def parse_client_hello(payload: bytes, server_capabilities: int) -> SSLRequest | HandshakeResponse:
     """The client's first packet: an SSLRequest (exactly 32 bytes with CLIENT_SSL) or a HandshakeResponse41."""
-    cur = Cursor(payload)
     if len(payload) < SSL_REQUEST_LENGTH:
         raise MalformedPacket(f"handshake response too short ({len(payload)} bytes)")
-    client_caps = cur.int4()
-    if not client_caps & Capability.PROTOCOL_41:
+    client_caps, max_packet, charset = _HELLO_HEAD.unpack_from(payload)  # then 23 reserved bytes
+    if not client_caps & _PROTOCOL_41:
         raise MalformedPacket("client does not speak protocol 4.1")
-    max_packet = cur.int4()
-    charset = cur.int1()
-    cur.take(23)
-    if len(payload) == SSL_REQUEST_LENGTH and client_caps & Capability.SSL:
+    if len(payload) == SSL_REQUEST_LENGTH and client_caps & _SSL:
         return SSLRequest(client_caps, max_packet, charset)
+    cur = Cursor(payload, SSL_REQUEST_LENGTH)
     return _parse_handshake_body(cur, client_caps & server_capabilities, max_packet, charset)
 
 
 def _parse_handshake_body(cur: Cursor, caps: int, max_packet: int, charset: int) -> HandshakeResponse:
     user = _text(cur.nul_bytes(), "user name")
-    if caps & Capability.PLUGIN_AUTH_LENENC_CLIENT_DATA:
+    if caps & _LENENC_CLIENT_DATA:
         auth = cur.lenenc_bytes()
-    elif caps & Capability.SECURE_CONNECTION:
+    elif caps & _SECURE_CONNECTION:
         auth = cur.take(cur.int1())
     else:
         auth = cur.nul_bytes()
     database = ""
-    if caps & Capability.CONNECT_WITH_DB and not cur.at_end():
+    if caps & _CONNECT_WITH_DB and not cur.at_end():
         database = _text(cur.nul_bytes(), "database name")
     plugin = ""
-    if caps & Capability.PLUGIN_AUTH and not cur.at_end():
+    if caps & _PLUGIN_AUTH and not cur.at_end():
         plugin = _text(cur.nul_bytes(), "plugin name")
     attributes: dict[str, str] = {}
-    if caps & Capability.CONNECT_ATTRS and not cur.at_end():
+    if caps & _CONNECT_ATTRS and not cur.at_end():
         attributes = _parse_attributes(cur)
     return HandshakeResponse(caps, max_packet, charset, user, auth, database, plugin, attributes)
 
@@ -101,16 +115,16 @@ def parse_change_user(payload: bytes, caps: int) -> ChangeUser:
     if cur.int1() != 0x11:
         raise MalformedPacket("not a COM_CHANGE_USER packet")
     user = _text(cur.nul_bytes(), "user name")
-    auth = cur.take(cur.int1()) if caps & Capability.SECURE_CONNECTION else cur.nul_bytes()
+    auth = cur.take(cur.int1()) if caps & _SECURE_CONNECTION else cur.nul_bytes()
     database = _text(cur.nul_bytes(), "database name")
     charset = CHARSET_UTF8MB4_0900
     plugin = ""
     attributes: dict[str, str] = {}
     if cur.remaining >= 2:
         charset = cur.int2()
-        if caps & Capability.PLUGIN_AUTH and not cur.at_end():
+        if caps & _PLUGIN_AUTH and not cur.at_end():
             plugin = _text(cur.nul_bytes(), "plugin name")
-        if caps & Capability.CONNECT_ATTRS and not cur.at_end():
+        if caps & _CONNECT_ATTRS and not cur.at_end():
             attributes = _parse_attributes(cur)
     return ChangeUser(user, auth, database, charset, plugin, attributes)
 
@@ -136,23 +150,11 @@ def greeting(
 ) -> bytes:
     if len(nonce) != 20:
         raise ValueError("the greeting nonce must be 20 bytes")
-    return b"".join(
-        (
-            b"\x0a",
-            server_version.encode() + b"\x00",
-            struct.pack("<I", connection_id & 0xFFFFFFFF),
-            nonce[:8],
-            b"\x00",
-            struct.pack("<H", capabilities & 0xFFFF),
-            bytes((CHARSET_UTF8MB4_0900,)),
-            struct.pack("<H", status),
-            struct.pack("<H", (capabilities >> 16) & 0xFFFF),
-            bytes((21,)),
-            b"\x00" * 10,
-            nonce[8:] + b"\x00",
-            plugin.encode() + b"\x00",
-        )
-    )
+    fixed = _GREETING_FIXED.pack(
+        connection_id & 0xFFFFFFFF, nonce[:8], capabilities & 0xFFFF, CHARSET_UTF8MB4_0900, status,
+        (capabilities >> 16) & 0xFFFF, 21, nonce[8:],
+    )  # fmt: skip
+    return b"\x0a" + server_version.encode() + b"\x00" + fixed + plugin.encode() + b"\x00"
 
 
 def ok(
@@ -163,8 +165,11 @@ def ok(
     info: str = "",
     header: int = 0x00,
 ) -> bytes:
-    body = bytes((header,)) + lenenc_int(affected_rows) + lenenc_int(last_insert_id)
-    body += struct.pack("<HH", status, min(warnings, 0xFFFF))
+    if affected_rows < 0xFB and last_insert_id < 0xFB:  # each a one-byte length-encoded integer
+        body = _OK_FIXED.pack(header, affected_rows, last_insert_id, status, min(warnings, 0xFFFF))
+    else:
+        body = bytes((header,)) + lenenc_int(affected_rows) + lenenc_int(last_insert_id)
+        body += struct.pack("<HH", status, min(warnings, 0xFFFF))
     return body + info.encode() if info else body
 
 
@@ -189,7 +194,7 @@ def auth_more_data(data: bytes) -> bytes:
 
 def column_definition(name: str, type_code: int = ColumnType.VAR_STRING, table: str = "") -> bytes:
     encoded = name.encode()
-    numeric = type_code == ColumnType.LONGLONG
+    numeric = type_code == _LONGLONG
     charset = CHARSET_BINARY if numeric else CHARSET_UTF8MB4_0900
     length = 21 if numeric else 1024
     flags = 0x0081 if numeric else 0x0000  # NOT_NULL | BINARY for numbers

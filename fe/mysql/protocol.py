@@ -32,6 +32,21 @@ class Phase(Enum):
     CLOSED = "closed"
 
 
+# The phases, and the other enums' members the per-packet paths use, as module globals: in Python 3.11 each
+# `Phase.X` goes through the enum metaclass's __getattr__ hook, about a thousand machine instructions; a global
+# costs a few dozen.
+_GREETING: Final = Phase.GREETING
+_CLIENT_HELLO: Final = Phase.CLIENT_HELLO
+_TLS: Final = Phase.TLS
+_HANDSHAKE_RESPONSE: Final = Phase.HANDSHAKE_RESPONSE
+_AUTHENTICATION: Final = Phase.AUTHENTICATION
+_COMMAND: Final = Phase.COMMAND
+_CLOSED: Final = Phase.CLOSED
+_COM_QUIT: Final = int(Command.QUIT)
+_COM_CHANGE_USER: Final = int(Command.CHANGE_USER)
+_CLIENT_SSL: Final = int(Capability.SSL)
+
+
 # ---- events: what the client did ----
 
 
@@ -74,6 +89,9 @@ class ChangeUserRequested:
 @dataclass(slots=True)
 class QuitRequested:
     pass
+
+
+_QUIT_REQUESTED: Final = QuitRequested()  # it carries nothing: one for every connection
 
 
 @dataclass(slots=True)
@@ -132,7 +150,7 @@ class ServerProtocol:
         self.packet_limit = packet_limit
         self.server_capabilities = server_capabilities
         self.capabilities = 0  # what the client and fe both speak, once the handshake response came
-        self.phase = Phase.GREETING
+        self.phase = _GREETING
         self._seq = 0  # the id of the next packet, whichever side sends it
         self._awaiting_reply = False  # COMMAND phase: a command came and its reply is not complete yet
         self._infile = False  # COMMAND phase: the client is sending a file for LOCAL INFILE
@@ -143,8 +161,7 @@ class ServerProtocol:
         """Feed received bytes. True when the client is far ahead (more than two packets' worth buffered and not
         yet handed out): the driver should stop reading until events are taken."""
         decoder = self._decoder
-        decoder.feed(data)
-        return decoder.buffered > 2 * decoder.limit + 65536
+        return decoder.feed(data) > 2 * decoder.limit + 65536
 
     @property
     def buffered(self) -> int:
@@ -162,12 +179,16 @@ class ServerProtocol:
     def next_event(self) -> Event | _NeedData:
         """The next thing the client did, or NEED_DATA; raises ClientProtocolError when it broke the protocol."""
         phase = self.phase
-        if phase in (Phase.GREETING, Phase.TLS, Phase.CLOSED):
+        if phase is _COMMAND:
+            if not self._awaiting_reply:
+                self._seq = 0  # every command starts a new sequence
+        elif phase is _GREETING or phase is _TLS or phase is _CLOSED:
             return NEED_DATA  # bytes now are not ours to read (not yet, TLS's, or too late)
-        if phase is Phase.COMMAND and not self._awaiting_reply:
-            self._seq = 0  # every command starts a new sequence
+        decoder = self._decoder
+        if len(decoder.buffer) < 4:
+            return NEED_DATA  # not even a header: the usual answer while the client has not sent its next packet
         try:
-            packet = self._decoder.next_packet()
+            packet = decoder.next_packet()
         except PacketTooLarge:
             self._seq = (self._seq + 1) & 0xFF
             raise self._broken(ErrorCode.NET_PACKET_TOO_LARGE, _PACKET_TOO_LARGE, "packet_too_large") from None
@@ -180,29 +201,29 @@ class ServerProtocol:
             self._seq = packet.next_seq
             raise self._broken(ErrorCode.NET_PACKETS_OUT_OF_ORDER, _OUT_OF_ORDER, "sequence_error")
         self._seq = packet.next_seq
-        if phase is Phase.CLIENT_HELLO or phase is Phase.HANDSHAKE_RESPONSE:
-            return self._client_hello(packet)
-        if phase is Phase.AUTHENTICATION:
+        if phase is _COMMAND:
+            if self._infile:
+                self._infile = bool(packet.payload)
+                return InfileData(packet.payload)
+            return self._command(packet)
+        if phase is _AUTHENTICATION:
             return AuthReply(packet.payload)
-        if self._infile:
-            self._infile = bool(packet.payload)
-            return InfileData(packet.payload)
-        return self._command(packet)
+        return self._client_hello(packet)  # CLIENT_HELLO or HANDSHAKE_RESPONSE
 
     def _client_hello(self, packet: Packet) -> Event:
         try:
             hello = messages.parse_client_hello(packet.payload, self.server_capabilities)
             if isinstance(hello, messages.SSLRequest):
-                if self.phase is Phase.HANDSHAKE_RESPONSE:
+                if self.phase is _HANDSHAKE_RESPONSE:
                     raise MalformedPacket("a second SSLRequest")
-                self.phase = Phase.TLS
+                self.phase = _TLS
                 return SslRequested(hello)
-            if self.phase is Phase.CLIENT_HELLO and hello.capabilities & Capability.SSL:
+            if self.phase is _CLIENT_HELLO and hello.capabilities & _CLIENT_SSL:
                 raise MalformedPacket("client asked for TLS without an SSLRequest")
         except MalformedPacket as exc:
             raise self._broken(ErrorCode.HANDSHAKE, f"Bad handshake: {exc}", "malformed") from None
         self.capabilities = hello.capabilities
-        self.phase = Phase.AUTHENTICATION
+        self.phase = _AUTHENTICATION
         return HandshakeReceived(hello)
 
     def _command(self, packet: Packet) -> Event:
@@ -210,11 +231,11 @@ class ServerProtocol:
         if not payload:
             raise self._broken(ErrorCode.MALFORMED_PACKET, "Malformed communication packet.", "malformed")
         command = payload[0]
-        if command == Command.QUIT:
-            self.phase = Phase.CLOSED
-            return QuitRequested()
+        if command == _COM_QUIT:
+            self.phase = _CLOSED
+            return _QUIT_REQUESTED
         self._awaiting_reply = True
-        if command == Command.CHANGE_USER:
+        if command == _COM_CHANGE_USER:
             try:
                 change = messages.parse_change_user(payload, self.capabilities)
             except MalformedPacket as exc:
@@ -222,7 +243,7 @@ class ServerProtocol:
                     ErrorCode.MALFORMED_PACKET, f"Malformed COM_CHANGE_USER: {exc}", "malformed"
                 ) from None
             self._awaiting_reply = False
-            self.phase = Phase.AUTHENTICATION
+            self.phase = _AUTHENTICATION
             self._decoder.limit = self.preauth_limit
             return ChangeUserRequested(change)
         return CommandReceived(command, payload[1:])
@@ -233,6 +254,10 @@ class ServerProtocol:
         return ClientProtocolError(code, message, reason)
 
     # ---- bytes out ----
+
+    def _frame_one(self, payload: bytes) -> bytes:
+        wire, self._seq = frame(payload, self._seq)
+        return wire
 
     def _frame(self, payloads: Sequence[bytes]) -> bytes:
         if len(payloads) == 1:
@@ -254,50 +279,50 @@ class ServerProtocol:
         return LocalProtocolError(f"cannot send {sending} in the {self.phase.value} phase")
 
     def greeting(self, connection_id: int, nonce: bytes, server_version: str, plugin: str, status: int) -> bytes:
-        if self.phase is not Phase.GREETING:
+        if self.phase is not _GREETING:
             raise self._wrong_phase("a greeting")
         payload = messages.greeting(connection_id, nonce, self.server_capabilities, server_version, plugin, status)
-        self.phase = Phase.CLIENT_HELLO
-        return self._frame((payload,))
+        self.phase = _CLIENT_HELLO
+        return self._frame_one(payload)
 
     def refuse(self, code: int, message: str) -> bytes:
         """An ERR instead of the greeting (too many connections); the connection is over."""
-        self._require(Phase.GREETING, sending="a refusal")
-        self.phase = Phase.CLOSED
-        return self._frame((messages.err(code, sqlstate(code), message, protocol41=False),))
+        self._require(_GREETING, sending="a refusal")
+        self.phase = _CLOSED
+        return self._frame_one(messages.err(code, sqlstate(code), message, protocol41=False))
 
     def tls_established(self) -> None:
-        if self.phase is not Phase.TLS:
+        if self.phase is not _TLS:
             raise self._wrong_phase("the end of the TLS handshake")
-        self.phase = Phase.HANDSHAKE_RESPONSE
+        self.phase = _HANDSHAKE_RESPONSE
 
     def auth_packet(self, payload: bytes) -> bytes:
         """An AuthSwitchRequest or AuthMoreData of the authentication exchange."""
-        if self.phase is not Phase.AUTHENTICATION:
+        if self.phase is not _AUTHENTICATION:
             raise self._wrong_phase("an authentication packet")
         if not payload or payload[0] not in (0x01, 0xFE):
             raise LocalProtocolError("an authentication packet is AuthMoreData (0x01) or AuthSwitchRequest (0xFE)")
-        return self._frame((payload,))
+        return self._frame_one(payload)
 
     def login_ok(self, status: int) -> bytes:
         """The login succeeded: OK, and the command phase with its larger packet limit begins."""
-        if self.phase is not Phase.AUTHENTICATION:
+        if self.phase is not _AUTHENTICATION:
             raise self._wrong_phase("the login's OK")
-        self.phase = Phase.COMMAND
+        self.phase = _COMMAND
         self._awaiting_reply = False
         self._decoder.limit = self.packet_limit
-        return self._frame((messages.ok(status=status),))
+        return self._frame_one(messages.ok(status=status))
 
     def login_denied(self, code: int, message: str, state: str | None = None) -> bytes:
         """The login failed: ERR, and the connection is over (nothing after a failed login is ever served)."""
-        self._require(Phase.AUTHENTICATION, sending="the login's ERR")
-        self.phase = Phase.CLOSED
-        return self._frame((messages.err(code, state or sqlstate(code), message),))
+        self._require(_AUTHENTICATION, sending="the login's ERR")
+        self.phase = _CLOSED
+        return self._frame_one(messages.err(code, state or sqlstate(code), message))
 
     def reply(self, payloads: Sequence[bytes], *, complete: bool = True) -> bytes:
         """The reply to the current command (OK, ERR, or a result set's packets). A reply sent in parts passes
         complete=False for all but the last."""
-        if self.phase is not Phase.COMMAND:
+        if self.phase is not _COMMAND:
             raise self._wrong_phase("a command's reply")
         if not self._awaiting_reply:
             raise LocalProtocolError("no command is waiting for a reply")
@@ -310,7 +335,7 @@ class ServerProtocol:
         """The driver passed packets of the current command's reply through unchanged (from an upstream database,
         numbered by it; `last_seq` is the last one's id). `infile`: that packet was a LOCAL INFILE request, so the
         client's file packets come next (InfileData), and the reply goes on after them."""
-        self._require(Phase.COMMAND, sending="a relayed reply")
+        self._require(_COMMAND, sending="a relayed reply")
         if not self._awaiting_reply:
             raise LocalProtocolError("no command is waiting for a reply")
         self._seq = (last_seq + 1) & 0xFF
@@ -330,13 +355,13 @@ class ServerProtocol:
     def close_with(self, code: int, message: str) -> bytes:
         """An ERR that ends the connection from any phase after the greeting: a broken protocol, the handshake
         or idle timeout, shutdown. Between commands it is unsolicited and numbered from 0."""
-        if self.phase in (Phase.GREETING, Phase.CLOSED):
+        if self.phase in (_GREETING, _CLOSED):
             raise LocalProtocolError(f"cannot send a closing ERR in the {self.phase.value} phase")
-        if self.phase is Phase.COMMAND and not self._awaiting_reply:
+        if self.phase is _COMMAND and not self._awaiting_reply:
             self._seq = 0
-        self.phase = Phase.CLOSED
-        return self._frame((messages.err(code, sqlstate(code), message),))
+        self.phase = _CLOSED
+        return self._frame_one(messages.err(code, sqlstate(code), message))
 
     def close(self) -> None:
         """The driver closes the connection (or lost it): nothing more is sent or read."""
-        self.phase = Phase.CLOSED
+        self.phase = _CLOSED

@@ -208,6 +208,18 @@ class _LogFormatter(logging.Formatter):
     _second = -1
     _second_text = ""
 
+    def format(self, record: logging.LogRecord) -> str:
+        """Formatter.format for a record without an exception or a stack, in one step: fe's format always shows the
+        time, and has no defaults to merge (Formatter would ask usesTime() twice, then go through formatMessage and
+        its style's format and _format)."""
+        if record.exc_info or record.exc_text or record.stack_info:
+            return super().format(record)
+        record.message = record.getMessage()
+        record.asctime = self.formatTime(record, self.datefmt)
+        fmt = self._fmt
+        assert fmt is not None  # Formatter's own default when none is given
+        return fmt % record.__dict__
+
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         second = int(record.created)
         if second != self._second:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import time
 import traceback
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ from fe.sql.results import OkResult, ResultSet, SqlError
 from fe.sql.routing import is_fe_query
 from fe.sql.session import Session
 from fe.upstream.errors import UpstreamError
+from fe.util.deadline import Deadline
 
 log = logging.getLogger("fe.connection")
 login_log = logging.getLogger("fe.login")
@@ -44,7 +46,18 @@ login_log = logging.getLogger("fe.login")
 ADVERTISED_CAPABILITIES = SERVER_CAPABILITIES | Capability.SSL
 # How long a reply may wait for the client to read (MySQL's net_write_timeout); never longer than the idle timeout.
 WRITE_TIMEOUT_SECONDS = 60.0
+# Enum members read on every login and command, as plain ints: in Python 3.11 each `Enum.X` costs a call of the
+# enum metaclass's __getattr__ hook (about a thousand machine instructions).
+_AUTOCOMMIT = int(ServerStatus.AUTOCOMMIT)
+_DEPRECATE_EOF = int(Capability.DEPRECATE_EOF)
+_COM_QUERY = int(Command.QUERY)
+_COM_PING = int(Command.PING)
+_COM_INIT_DB = int(Command.INIT_DB)
+_COM_FIELD_LIST = int(Command.FIELD_LIST)
+_COM_RESET_CONNECTION = int(Command.RESET_CONNECTION)
 _NONCE_ALPHABET = bytes(range(0x21, 0x7F))
+# A log field that needs no quoting: letters and digits (\w: what str.isalnum() accepts, and "_") and "._-@/".
+_PLAIN = re.compile(r"[\w.\-@/]+")
 _TO_NONCE_ALPHABET = bytes(_NONCE_ALPHABET[b % len(_NONCE_ALPHABET)] for b in range(256))
 
 
@@ -55,6 +68,21 @@ def make_nonce() -> bytes:
 
 class Connection:
     """Drives one PacketStream; `server` is the ServerContext (settings, authenticator, executor, TLS)."""
+
+    # One per connection, read and written on every packet: slots, no instance dict.
+    __slots__ = (
+        "client_host",
+        "connection_id",
+        "fast_relay",
+        "gateway",
+        "limits",
+        "protocol",
+        "server",
+        "session",
+        "settings",
+        "stream",
+        "upstream",
+    )
 
     def __init__(
         self, server: ServerContext, stream: PacketStream, connection_id: int, limits: ConnectionLimits | None = None
@@ -76,7 +104,7 @@ class Connection:
     async def run(self) -> None:
         try:
             try:
-                async with asyncio.timeout(self.settings.handshake_timeout_seconds):
+                with Deadline(self.settings.handshake_timeout_seconds):
                     await self._connect()
             except TimeoutError:
                 log.info("connection %d from %s: handshake timeout", self.connection_id, self.client_host)
@@ -90,7 +118,8 @@ class Connection:
         finally:
             self.protocol.close()
             self.stream.close()
-            await self._end_upstream()
+            if self.upstream is not None:  # (no coroutine to run for the sessions without one)
+                await self._end_upstream()
 
     def _end(self, wire: bytes) -> None:
         """Send a closing ERR the protocol framed, and close."""
@@ -105,9 +134,7 @@ class Connection:
             return
         nonce = make_nonce()
         self.stream.write(
-            self.protocol.greeting(
-                self.connection_id, nonce, self._server_version(), PLUGIN_CACHING_SHA2, ServerStatus.AUTOCOMMIT
-            )
+            self.protocol.greeting(self.connection_id, nonce, self._server_version(), PLUGIN_CACHING_SHA2, _AUTOCOMMIT)
         )
         started = time.perf_counter()
         try:
@@ -165,14 +192,18 @@ class Connection:
         login: Login | None = None
         try:
             login = await self.server.authenticator.begin(attempt)
-            exchange = login.exchange
-            step = await exchange.asend(None)  # type: ignore[arg-type]
-            while not isinstance(step, Accept):
-                self.stream.write(self.protocol.auth_packet(step))
-                event = await self.stream.next_event()
-                assert isinstance(event, AuthReply)
-                step = await exchange.asend(event.payload)
-            outcome = await self.server.authenticator.finish(login, step)
+            accept = login.accepted
+            if accept is None:
+                exchange = login.exchange
+                assert exchange is not None
+                step = await exchange.asend(None)  # type: ignore[arg-type]
+                while not isinstance(step, Accept):
+                    self.stream.write(self.protocol.auth_packet(step))
+                    event = await self.stream.next_event()
+                    assert isinstance(event, AuthReply)
+                    step = await exchange.asend(event.payload)
+                accept = step
+            outcome = await self.server.authenticator.finish(login, accept)
         except LoginDenied as exc:
             if login is not None:
                 login.refused(exc)
@@ -198,7 +229,7 @@ class Connection:
             self._end(self.protocol.login_denied(denied.code, denied.client_message(attempt)))
             return None
         finally:
-            if login is not None:
+            if login is not None and login.exchange is not None:
                 await login.exchange.aclose()
         if self.limits is not None and not self.limits.log_in(self.stream, outcome.account.is_user_admin):
             self._log_login(attempt.user, attempt.plugin, "failure", "too_many_connections", started)
@@ -390,19 +421,19 @@ class Connection:
         command, body = event.command, event.body
         if self.upstream is not None:
             return await self._relay_or_answer(session, self.upstream, event)
-        if command == Command.QUERY:
+        if command == _COM_QUERY:
             await self._query(session, body)
-        elif command == Command.PING:
+        elif command == _COM_PING:
             self._ok()
-        elif command == Command.INIT_DB:
+        elif command == _COM_INIT_DB:
             try:
                 self.server.executor.use_database(session, body.decode("utf-8", "replace"))
                 self._ok()
             except SqlError as exc:
                 self._sql_error(exc)
-        elif command == Command.FIELD_LIST:
+        elif command == _COM_FIELD_LIST:
             self._reply(self._end_of_rows())
-        elif command == Command.RESET_CONNECTION:
+        elif command == _COM_RESET_CONNECTION:
             session.reset()
             self._ok()
         else:
@@ -413,7 +444,7 @@ class Connection:
     async def _relay_or_answer(self, session: Session, upstream: UpstreamSession, event: CommandReceived) -> bool:
         """Through the gateway: fe's own statements stay with fe; every other command goes to the database."""
         command, body = event.command, event.body
-        if command == Command.QUERY and is_fe_query(body):
+        if command == _COM_QUERY and is_fe_query(body):
             await self._query(session, body)
             return True
         try:
@@ -421,7 +452,7 @@ class Connection:
         except RelayBroken as exc:
             self._upstream_broke(str(exc), upstream.mid_response)
             return False
-        if command == Command.RESET_CONNECTION:
+        if command == _COM_RESET_CONNECTION:
             session.reset()
         return True
 
@@ -437,7 +468,7 @@ class Connection:
         return True
 
     def _end_of_rows(self) -> bytes:
-        if self.protocol.capabilities & Capability.DEPRECATE_EOF:
+        if self.protocol.capabilities & _DEPRECATE_EOF:
             return messages.ok(status=_status(self.session), header=0xFE)
         return messages.eof(_status(self.session))
 
@@ -473,7 +504,7 @@ class Connection:
             )
         elif isinstance(result, ResultSet):
             columns = [(c.name, c.type_code or ColumnType.VAR_STRING) for c in result.columns]
-            deprecate_eof = bool(self.protocol.capabilities & Capability.DEPRECATE_EOF)
+            deprecate_eof = bool(self.protocol.capabilities & _DEPRECATE_EOF)
             self._reply(*messages.result_set(columns, result.rows, _status(session), deprecate_eof, warnings))
 
     async def _change_user(self, event: ChangeUserRequested) -> bool:
@@ -490,21 +521,22 @@ class Connection:
             secure=self.stream.is_tls,
         )  # fmt: skip
         try:
-            async with asyncio.timeout(self.settings.handshake_timeout_seconds):
+            with Deadline(self.settings.handshake_timeout_seconds):
                 outcome = await self._login(attempt, started)
         except TimeoutError:
             log.info("connection %d from %s: COM_CHANGE_USER timed out", self.connection_id, self.client_host)
             return False
         if outcome is None:
             return False
-        await self._end_upstream()  # the old identity's upstream connection goes back to the pool
+        if self.upstream is not None:
+            await self._end_upstream()  # the old identity's upstream connection goes back to the pool
         self.session = await self._open_session(outcome, change.database, change.charset, started)
         self._start_fast_relay()
         return self.session is not None
 
 
 def _status(session: Session | None) -> int:
-    return int(ServerStatus.AUTOCOMMIT) if session is None or session.autocommit else 0
+    return _AUTOCOMMIT if session is None or session.autocommit else 0
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -518,7 +550,7 @@ def describe_exception(exc: BaseException) -> str:
 def _quote(value: str) -> str:
     """A log field: bare if plain, else double-quoted with quotes, backslashes and every unprintable character
     escaped, so a client-chosen user name can never start a log line of its own or drive a terminal."""
-    if value and all(ch.isalnum() or ch in "._-@/" for ch in value):
+    if _PLAIN.fullmatch(value):
         return value
     escaped = "".join(_escape_char(ch) for ch in value)
     return f'"{escaped}"'

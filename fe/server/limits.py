@@ -22,10 +22,14 @@ class LimitSettings:
     max_logging_in_per_address: int
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Admission:
     admitted: bool
     evict: Hashable | None = None  # a connection that must be closed to make room for this one
+
+
+_ADMITTED = Admission(True)  # the common answers, shared
+_REFUSED = Admission(False)
 
 
 class ConnectionLimits:
@@ -33,6 +37,8 @@ class ConnectionLimits:
 
     def __init__(self, settings: LimitSettings) -> None:
         self.settings = settings
+        # A share smaller than the pool: an address that could fill the pool alone has no share to be held to.
+        self._has_share = settings.max_logging_in_per_address < settings.max_logging_in
         self._logging_in: OrderedDict[Hashable, str] = OrderedDict()  # oldest first → client address
         self._per_address: dict[str, int] = {}
         self._sessions: set[Hashable] = set()
@@ -50,20 +56,19 @@ class ConnectionLimits:
     def connect(self, connection: Hashable, address: str) -> Admission:
         """A new socket: admitted to the login pool, maybe in place of the address's oldest unfinished login."""
         limits = self.settings
+        per_address = self._per_address
         evict: Hashable | None = None
-        # A share smaller than the pool: an address that could fill the pool alone has no share to be held to.
-        has_share = limits.max_logging_in_per_address < limits.max_logging_in
-        if has_share and self._per_address.get(address, 0) >= limits.max_logging_in_per_address:
+        if self._has_share and per_address.get(address, 0) >= limits.max_logging_in_per_address:
             evict = next(c for c, a in self._logging_in.items() if a == address)
         elif len(self._logging_in) >= limits.max_logging_in:
             self.refused += 1
-            return Admission(False)
+            return _REFUSED
         if evict is not None:
             self.evicted += 1
             self.disconnect(evict)
         self._logging_in[connection] = address
-        self._per_address[address] = self._per_address.get(address, 0) + 1
-        return Admission(True, evict)
+        per_address[address] = per_address.get(address, 0) + 1
+        return _ADMITTED if evict is None else Admission(True, evict)
 
     def readdress(self, connection: Hashable, address: str) -> Hashable | None:
         """A PROXY header named the real client: count the unfinished login under that address from now on.

@@ -95,9 +95,9 @@ class Listener:
             Connection(self.context, stream, connection_id, self.limits).run()
         )
         self._tasks.add(task)
-        task.add_done_callback(functools.partial(self._forget, stream=stream))
+        task.add_done_callback(functools.partial(self._forget, stream))  # (positional: no keyword dict per call)
 
-    def _forget(self, task: asyncio.Task[None], *, stream: PacketStream) -> None:
+    def _forget(self, stream: PacketStream, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._streams.discard(stream)
         self.limits.disconnect(stream)

@@ -21,6 +21,9 @@ from fe.server.proxy_protocol import ProxyHeader, ProxyHeaderReader, ProxyProtoc
 _TLS_READ_SIZE = 64 * 1024
 # After close(), how long unsent bytes may wait for a client that does not read before the socket is dropped.
 CLOSE_LINGER_SECONDS = 5.0
+# A read timer that fires this close to its read's deadline (event loops may run a timer a little early) times the
+# read out rather than waiting again.
+_TIMER_SLACK = 0.001
 
 
 class ConnectionClosed(Exception):
@@ -45,6 +48,39 @@ class CommandTap(Protocol):
 class PacketStream(asyncio.Protocol):
     """Bytes between the socket (through TLS, once started) and the connection's sans-IO ServerProtocol."""
 
+    # One per connection, read and written on every packet: slots, no instance dict.
+    __slots__ = (
+        "_closing_when_idle",
+        "_drain_waiter",
+        "_eof",
+        "_failure",
+        "_handshake_done",
+        "_outgoing",
+        "_paused_reading",
+        "_pending",
+        "_read_deadline",
+        "_read_expired",
+        "_read_timeout",
+        "_read_timer",
+        "_read_timer_at",
+        "_tls",
+        "_tls_in",
+        "_tls_out",
+        "_waiter",
+        "_write_paused",
+        "active_at",
+        "close_linger",
+        "on_made",
+        "peer",
+        "protocol",
+        "proxy",
+        "proxy_error",
+        "proxy_header",
+        "socket_peer",
+        "tap",
+        "transport",
+    )
+
     def __init__(self, protocol: ServerProtocol) -> None:
         self.protocol = protocol
         self.transport: asyncio.Transport | None = None
@@ -65,15 +101,19 @@ class PacketStream(asyncio.Protocol):
         self._tls_in: ssl.MemoryBIO | None = None
         self._tls_out: ssl.MemoryBIO | None = None
         self._handshake_done: asyncio.Future[None] | None = None
-        self._read_expired = False  # read_packet's timeout has passed
+        self._read_expired = False  # next_event's timeout has passed
+        # While next_event waits with a timeout: when that read times out. One timer serves every read of the
+        # connection (_arm_read_timer), instead of a new one per command.
+        self._read_deadline: float | None = None
+        self._read_timer: asyncio.TimerHandle | None = None
+        self._read_timer_at = 0.0  # when _read_timer fires
         # Called once the transport exists (the listener starts the connection's task there).
         self.on_made: Callable[[PacketStream], None] | None = None
         self.close_linger = CLOSE_LINGER_SECONDS
         self.tap: CommandTap | None = None
         self._pending: object = None  # what the tap handed over, before any more bytes
-        self._read_timer: asyncio.TimerHandle | None = None
-        self._read_timeout = 0.0
-        self.active_at = 0.0  # loop time of the last command the tap took (the idle timeout counts from it)
+        self._read_timeout = 0.0  # the waiting read's timeout (the tap's activity moves its deadline)
+        self.active_at = 0.0  # loop time the tap last took a command or finished an answer (idleness counts from it)
         self._closing_when_idle = False
 
     # ---- asyncio.Protocol callbacks ----
@@ -81,16 +121,16 @@ class PacketStream(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # No isinstance check: uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = transport  # type: ignore[assignment]
-        # Replies are small and often come in pairs (AuthMoreData, then OK): with Nagle's algorithm on, the second
-        # waits for the client's delayed ACK, about 40 ms. uvloop turns it off on every TCP transport; asyncio
-        # skips accepted sockets (their proto is 0), so those get it here.
-        if not from_uvloop(transport):
-            sock = transport.get_extra_info("socket")
-            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peer = transport.get_extra_info("peername")
-        if isinstance(peer, tuple):
+        if isinstance(peer, tuple):  # an IP socket (a Unix socket's peer is a path)
             self.peer = self.socket_peer = (str(peer[0]), int(peer[1]))
+            # Replies are small and often come in pairs (AuthMoreData, then OK): with Nagle's algorithm on, the
+            # second waits for the client's delayed ACK, about 40 ms. uvloop turns it off on every TCP transport;
+            # asyncio skips accepted sockets (their proto is 0), so those get it here.
+            if not from_uvloop(transport):
+                sock = transport.get_extra_info("socket")
+                if sock is not None:
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.on_made is not None:
             self.on_made(self)
 
@@ -146,6 +186,9 @@ class PacketStream(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._eof = True
+        if self._read_timer is not None:  # it would keep this stream until the idle timeout
+            self._read_timer.cancel()
+            self._read_timer = None
         if self._failure is None:
             self._failure = ConnectionClosed(str(exc) if exc else "connection closed by peer")
         if self._handshake_done is not None and not self._handshake_done.done():
@@ -240,10 +283,9 @@ class PacketStream(asyncio.Protocol):
                     raise TimeoutError()
                 self.flush()
                 loop = asyncio.get_running_loop()
-                if timeout is not None and self._read_timer is None:
-                    # One timer per call, not an asyncio.timeout() per packet: this wait is on every command.
+                if timeout is not None and self._read_deadline is None:
                     self._read_timeout = timeout
-                    self._read_timer = loop.call_later(timeout, self._time_out_read)
+                    self._arm_read_timer(loop, loop.time() + timeout)
                 self._waiter = loop.create_future()
                 try:
                     await self._waiter
@@ -256,21 +298,39 @@ class PacketStream(asyncio.Protocol):
                         raise pending
                     return pending  # type: ignore[return-value]
         finally:
+            self._read_deadline = None
+
+    def _arm_read_timer(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        """The read now waiting times out at `deadline`. This wait is on every command, so the connection keeps one
+        timer for all its reads: it is replaced only when it would fire too late; firing too early (it was armed by
+        an earlier read), it moves itself on (_read_timer_fired)."""
+        self._read_deadline = deadline
+        if self._read_timer is None or self._read_timer_at > deadline:
             if self._read_timer is not None:
                 self._read_timer.cancel()
-                self._read_timer = None
+            self._read_timer = loop.call_at(deadline, self._read_timer_fired)
+            self._read_timer_at = deadline
 
-    def _time_out_read(self) -> None:
+    def _read_timer_fired(self) -> None:
+        self._read_timer = None
+        deadline = self._read_deadline
+        if deadline is None:
+            return  # no read is waiting: the next one arms a timer again
+        loop = asyncio.get_running_loop()
         tap = self.tap
         if tap is not None:
-            # Commands the tap answered meanwhile count as activity, and a command still being answered is not
-            # idleness (without the tap, the timer does not run while one is).
-            loop = asyncio.get_running_loop()
-            left = self.active_at + self._read_timeout - loop.time()
-            if tap.busy or left > 0:
-                self._read_timer = loop.call_later(left if left > 0 else self._read_timeout, self._time_out_read)
-                return
-        self._read_timer = None
+            # Commands the tap answered meanwhile count as activity (idleness counts from the end of the last
+            # answer), and a command still being answered is not idleness (without the tap no read waits then).
+            now = loop.time()
+            deadline = now + self._read_timeout if tap.busy else max(deadline, self.active_at + self._read_timeout)
+            self._read_deadline = deadline
+        if deadline - loop.time() > _TIMER_SLACK:
+            self._read_timer = loop.call_at(deadline, self._read_timer_fired)
+            self._read_timer_at = deadline
+            return
+        self._time_out_read()
+
+    def _time_out_read(self) -> None:
         self._read_expired = True
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_exception(TimeoutError())

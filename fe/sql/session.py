@@ -16,7 +16,7 @@ class Warning_:
     message: str
 
 
-@dataclass
+@dataclass(slots=True)  # one per login
 class Session:
     connection_id: int
     # Who logged in: the login name and the client's address; and the catalog identity it matched.

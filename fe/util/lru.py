@@ -43,7 +43,9 @@ class BoundedLRU(Generic[K, V]):
         return value
 
     def put(self, key: K, value: V) -> None:
-        self.discard(key)
+        entries = self._entries
+        if key in entries:  # (a key with a size always has an entry)
+            self.discard(key)
         if self.max_entries == 0:
             return
         if self.max_bytes is not None:
@@ -53,8 +55,9 @@ class BoundedLRU(Generic[K, V]):
                 return
             self._sizes[key] = size
             self.bytes += size
-        self._entries[key] = value
-        self._shrink()
+        entries[key] = value
+        if len(entries) > self.max_entries or (self.max_bytes is not None and self.bytes > self.max_bytes):
+            self._shrink()
 
     def discard(self, key: K) -> None:
         if self._entries.pop(key, None) is not None or key in self._sizes:

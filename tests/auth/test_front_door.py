@@ -124,3 +124,30 @@ async def test_an_account_whose_method_is_gone_is_refused_like_a_stranger_and_lo
     sent, result = await _run("old", b"whatever", Counting())
     assert sent == [b"\x01\x04"]  # the same exchange as anyone's
     assert isinstance(result, LoginDenied) and result.reason == "bad_account" and result.detail == ""
+
+
+async def test_a_fast_path_scramble_is_accepted_at_once_with_what_the_exchange_would_yield() -> None:
+    """After a full authentication, the next caching_sha2 scramble is settled before any exchange runs (no async
+    generator), with the fast-auth marker before the OK; a scramble that does not verify runs the exchange."""
+    from fe.auth.methods.front_door import FAST_AUTH_OK, PERFORM_FULL_AUTH
+
+    counting = Counting()
+    services = _services(counting)
+    authenticator = Authenticator(Accounts(), services)
+    full = LoginAttempt("sha", "10.0.0.7", "mysql_clear_password", b"Sha-pw-1\x00", NONCE, True)
+    login = authenticator.login(full)
+    outcome = await login.asend(None)  # type: ignore[arg-type]
+    assert isinstance(outcome, LoginOutcome) and outcome.after_ok == ()
+
+    fast = LoginAttempt("sha", "10.0.0.7", "caching_sha2_password", sha2_scramble(b"Sha-pw-1", NONCE), NONCE, True)
+    begun = await authenticator.begin(fast)
+    assert begun.exchange is None and begun.accepted is not None
+    assert begun.accepted.before_ok == (FAST_AUTH_OK,) and fast.plugin == "caching_sha2_password"
+    outcome = await authenticator.finish(begun, begun.accepted)
+    assert outcome.account.name == "sha" and outcome.after_ok == (FAST_AUTH_OK,)
+
+    wrong = LoginAttempt("sha", "10.0.0.7", "caching_sha2_password", sha2_scramble(b"nope", NONCE), NONCE, True)
+    begun = await authenticator.begin(wrong)
+    assert begun.accepted is None and begun.exchange is not None
+    assert await begun.exchange.asend(None) == PERFORM_FULL_AUTH  # type: ignore[arg-type]
+    await begun.exchange.aclose()

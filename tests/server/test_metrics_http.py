@@ -272,3 +272,39 @@ async def test_connections_beyond_the_cap_are_dropped() -> None:
         assert (await Server(listener, host, port).get("/healthz")).status_code == 200
     finally:
         await listener.close()
+
+
+def test_plain_login_metrics_expose_exactly_what_prometheus_clients_counter_and_histogram_do() -> None:
+    """PlainLogins (a process that exposes its own metrics) against PrometheusLogins (prometheus_client's Counter
+    and Histogram, as multiprocess mode keeps them): the same text and OpenMetrics exposition, byte for byte, before
+    any login and after logins in every bucket, on bucket bounds, and past the last bound."""
+    from prometheus_client import CollectorRegistry, disable_created_metrics, generate_latest
+    from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+
+    from fe.server.metrics import PlainLogins, PrometheusLogins
+
+    disable_created_metrics()  # as Metrics does
+    theirs, ours = CollectorRegistry(auto_describe=True), CollectorRegistry(auto_describe=True)
+    reference = PrometheusLogins(LOGIN_SECONDS_BUCKETS, registry=theirs)
+    plain = PlainLogins(LOGIN_SECONDS_BUCKETS)
+    ours.register(plain)
+
+    def same() -> None:
+        assert generate_latest(ours) == generate_latest(theirs)
+        assert generate_openmetrics(ours) == generate_openmetrics(theirs)
+
+    same()
+    durations = [0.0, 0.0001, *LOGIN_SECONDS_BUCKETS, 0.0007, 0.0031, 0.2, 4.99, 5.0000001, 60.0, 1e9]
+    labels = [
+        (("caching_sha2_password", "success", "ok"), ("caching_sha2_password", "success")),
+        (("authentication_jwt", "failure", "expired"), ("authentication_jwt", "failure")),
+        (("authentication_jwt", "failure", "bad_signature"), ("authentication_jwt", "failure")),
+        (("none", "failure", "malformed"), ("none", "failure")),
+    ]
+    for i, seconds in enumerate(durations * 3):
+        login_labels, duration_labels = labels[i % len(labels)]
+        reference.login(login_labels, duration_labels, seconds)
+        plain.login(login_labels, duration_labels, seconds)
+        if i % 7 == 0:
+            same()
+    same()

@@ -51,7 +51,7 @@ class TokenChecker(Protocol):
     async def verify(self, token: str | bytes, user_name: str, spec: TokenAuthSpec) -> dict[str, Any]: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class LoginAttempt:
     """What the client sent to start a login, and what the exchange learnt on the way."""
 
@@ -157,7 +157,12 @@ class LoginServices:
 
 
 class AuthMethod(Protocol):
-    """An authentication method, registered for the account plugin names in `account_plugins`."""
+    """An authentication method, registered for the account plugin names in `account_plugins`.
+
+    A method may also offer `accept_at_once(attempt, account, services) -> Accept | None`, tried before its
+    exchange starts: the Accept its exchange would yield when the client's first packet settles the login with
+    nothing to wait for (caching_sha2's fast path), else None. It spares the login an async generator; a method
+    without it runs its exchange every time."""
 
     account_plugins: ClassVar[tuple[str, ...]]
 

@@ -85,11 +85,9 @@ Credential = NoPassword | Scramble | Cleartext | TokenPacket
 # ---- verdicts: what the account's method made of it ----
 
 
-@dataclass(slots=True)
-class Accepted:
-    claims: dict[str, object] | None = None
-    before_ok: tuple[bytes, ...] = ()
-    integration: str | None = None  # the security integration that vouched for a name with no account
+# The credential verified: the verdict is the Accept the exchange yields (claims, what precedes the OK, the security
+# integration that vouched for a name with no account), not a copy of it made at every login.
+Accepted = Accept
 
 
 @dataclass(slots=True)
@@ -139,25 +137,54 @@ def remember_for_fast_path(password: bytes, account: LoginAccount, services: Log
 
 
 class CredentialCheck(Protocol):
+    def check_at_once(
+        self, credential: Credential, attempt: LoginAttempt, account: LoginAccount | None, services: LoginServices
+    ) -> Verdict | None: ...
+
     async def check(
         self, credential: Credential, attempt: LoginAttempt, account: LoginAccount | None, services: LoginServices
     ) -> Verdict: ...
 
 
 class CredentialMethod:
-    """Base of the built-in methods: the shared exchange, and `check` for what the account accepts."""
+    """Base of the built-in methods: the shared exchange, and `check_at_once` and `check` for what the account
+    accepts."""
 
     account_plugins: ClassVar[tuple[str, ...]] = ()
+
+    def check_at_once(
+        self, credential: Credential, attempt: LoginAttempt, account: LoginAccount | None, services: LoginServices
+    ) -> Verdict | None:
+        """The verdict on a credential that needs nothing to be waited for (a scramble checked against memory), or
+        None when only `check` can tell. Asked first, for every credential."""
+        return None
 
     async def check(
         self, credential: Credential, attempt: LoginAttempt, account: LoginAccount | None, services: LoginServices
     ) -> Verdict:
+        """The verdict on a credential `check_at_once` left open (a password hash, a token's signature)."""
         raise NotImplementedError
 
     def exchange(
         self, attempt: LoginAttempt, account: LoginAccount | None, services: LoginServices
     ) -> AsyncGenerator[Step, bytes]:
         return front_door(attempt, account, self, services)
+
+    def accept_at_once(
+        self, attempt: LoginAttempt, account: LoginAccount | None, services: LoginServices
+    ) -> Accept | None:
+        """The front door's shortest way through, without running it: the client's first packet carries a scramble
+        that this method verifies at once (caching_sha2's fast path, a native scramble). The same Accept as the
+        exchange would yield, and no async generator to drive. None: run the exchange, which checks that scramble
+        again (a lookup and two hashes, beside the full authentication's password hash that follows)."""
+        scramble = _opening_scramble(attempt)
+        if scramble is None:
+            return None
+        verdict = self.check_at_once(scramble, attempt, account, services)
+        if not isinstance(verdict, Accepted):
+            return None
+        attempt.plugin = _exchange_plugin(account)
+        return verdict
 
 
 class NoAccount(CredentialMethod):
@@ -168,25 +195,42 @@ class NoAccount(CredentialMethod):
         self.reason = reason
         self.detail = detail
 
-    async def check(
+    def check_at_once(
         self, credential: Credential, attempt: LoginAttempt, account: LoginAccount | None, services: LoginServices
     ) -> Verdict:
         return Unverified(self.reason, self.detail)
+
+
+def _opening_scramble(attempt: LoginAttempt) -> Scramble | None:
+    """The client's first auth data as a scramble, when it is one (native, or caching_sha2's fast path)."""
+    first, plugin = attempt.auth_response, attempt.client_plugin
+    if plugin == PLUGIN_NATIVE and len(first) == _NATIVE_SCRAMBLE:
+        return Scramble(PLUGIN_NATIVE, first)
+    if plugin == PLUGIN_CACHING_SHA2 and first not in (b"", b"\x00"):
+        return Scramble(PLUGIN_CACHING_SHA2, first)
+    return None
+
+
+def _exchange_plugin(account: LoginAccount | None) -> str:
+    """The plugin the login log names: the account's own; a stranger's is the built-in exchange's."""
+    return account.plugin if account is not None else PLUGIN_CACHING_SHA2
 
 
 async def front_door(
     attempt: LoginAttempt, account: LoginAccount | None, method: CredentialCheck, services: LoginServices
 ) -> AsyncGenerator[Step, bytes]:
     first, plugin = attempt.auth_response, attempt.client_plugin
-    attempt.plugin = account.plugin if account is not None else PLUGIN_CACHING_SHA2
+    attempt.plugin = _exchange_plugin(account)
 
     async def check(credential: Credential) -> Verdict:
-        verdict = await method.check(credential, attempt, account, services)
+        verdict = method.check_at_once(credential, attempt, account, services)
+        if verdict is None:
+            verdict = await method.check(credential, attempt, account, services)
         if isinstance(credential, Cleartext) and isinstance(verdict, Unverified) and not verdict.hashed:
             await services.verify_password(credential.password, services.decoy_verifier)  # the same time for all
         return verdict
 
-    verdict: Verdict = Unverified("bad_password")
+    verdict: Verdict | None = None  # none yet (every way through below ends in one, or raises)
     if plugin == PLUGIN_OIDC_CLIENT and first:
         verdict = await check(TokenPacket(first))
     elif plugin == PLUGIN_CLEAR:
@@ -197,10 +241,9 @@ async def front_door(
         # (COM_CHANGE_USER's proof was made with the greeting's nonce: its plugin is none, so it starts again.)
         no_password = first in (b"", b"\x00")
         if not no_password:
-            if plugin == PLUGIN_NATIVE and len(first) == _NATIVE_SCRAMBLE:
-                verdict = await check(Scramble(PLUGIN_NATIVE, first))
-            elif plugin == PLUGIN_CACHING_SHA2:
-                verdict = await check(Scramble(PLUGIN_CACHING_SHA2, first))
+            scramble = _opening_scramble(attempt)
+            if scramble is not None:
+                verdict = await check(scramble)
             if not isinstance(verdict, Accepted) and plugin != PLUGIN_CACHING_SHA2:
                 # Another plugin began: caching_sha2_password, which every MySQL 8+ and MariaDB client has.
                 reply = attempt.received((yield switch_request(PLUGIN_CACHING_SHA2, attempt)))
@@ -231,8 +274,9 @@ async def front_door(
                 raise LoginDenied("insecure_password", "send the password over TLS or with the server's RSA key")
             verdict = await check(Cleartext(password, over_tls=attempt.secure))
     if isinstance(verdict, Accepted):
-        yield Accept(claims=verdict.claims, before_ok=verdict.before_ok, integration=verdict.integration)
+        yield verdict
         return
+    assert verdict is not None
     raise _denied(verdict)
 
 

@@ -28,9 +28,10 @@ from fe.mysql.constants import PLUGIN_CACHING_SHA2, PLUGIN_NATIVE
 class NativePassword(CredentialMethod):
     account_plugins: ClassVar[tuple[str, ...]] = (PLUGIN_NATIVE,)
 
-    async def check(
+    def check_at_once(
         self, credential: Credential, attempt: LoginAttempt, account: LoginAccount | None, services: LoginServices
     ) -> Verdict:
+        """Every native check is at once: SHA1s, no password hash to wait for."""
         assert account is not None
         stored = account.auth_string
         if isinstance(credential, NoPassword):
