@@ -156,7 +156,7 @@ class Authenticator:
         Raises LoginDenied when the integration's permitted_groups admit none of its groups."""
         attempt, account = login.attempt, login.account
         spec = account.token_spec if account is not None else None
-        providers = tuple(getattr(spec, "group_providers", ()) or ())
+        providers = (spec.group_providers or ()) if spec is not None else ()  # (no getattr miss per password login)
         snapshot = None
         if self.security is not None and (accept.integration or providers):  # a password login needs none of it
             snapshot = self.security.security_snapshot(attempt.data_version)

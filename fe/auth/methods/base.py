@@ -63,14 +63,17 @@ class LoginAttempt:
     secure: bool  # the connection is TLS
     plugin: str = ""  # the plugin whose exchange runs, for the log
     data_version: int | None = None  # the catalog's change marker read for this login
-    sent_credentials: bool = False  # MySQL's "(using password: YES)"
+    sent_later: bool = False  # a packet after the first auth data carried something (`received`)
 
-    def __post_init__(self) -> None:
-        self.sent_credentials = self.sent_credentials or bool(self.auth_response)
+    @property
+    def sent_credentials(self) -> bool:
+        """MySQL's "(using password: YES)": the first auth data, or a later packet, carried something. (Worked out
+        when asked, i.e. for a refusal, rather than at every login's start.)"""
+        return self.sent_later or bool(self.auth_response)
 
     def received(self, payload: bytes) -> bytes:
         if payload:
-            self.sent_credentials = True
+            self.sent_later = True
         return payload
 
 
