@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import re
 import time
@@ -307,11 +308,8 @@ class Connection:
         session, upstream = self.session, self.upstream
         if session is None or upstream is None:
             return
-        expires_at = float("inf")
-        claims = session.login.claims if session.login is not None else None
-        exp = claims.get("exp") if claims else None
-        if self.settings.token_session_policy == "expire" and isinstance(exp, int | float):
-            expires_at = exp + self.settings.jwt_leeway_seconds
+        exp = self._token_exp(session)
+        expires_at = math.inf if exp is None else exp + self.settings.jwt_leeway_seconds
         self.fast_relay = FastRelay(
             self.stream, self.protocol, upstream, expires_at=expires_at,
             read_timeout=upstream.connection.server.read_timeout, broken=self._upstream_broke,
@@ -391,11 +389,10 @@ class Connection:
     def _token_expired(self) -> bool:
         """token_session_policy = expire: a session whose token expired ends here, with an ERR that says so."""
         session = self.session
-        if self.settings.token_session_policy != "expire" or session is None or session.login is None:
+        if session is None:
             return False
-        claims = session.login.claims
-        exp = claims.get("exp") if claims else None
-        if not isinstance(exp, int | float) or time.time() < exp + self.settings.jwt_leeway_seconds:
+        exp = self._token_exp(session)
+        if exp is None or time.time() < exp + self.settings.jwt_leeway_seconds:
             return False
         expired_at = datetime.fromtimestamp(exp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         login_log.info(
@@ -408,6 +405,14 @@ class Connection:
         )
         self._end(self.protocol.close_with(ErrorCode.ACCESS_DENIED, message))
         return True
+
+    def _token_exp(self, session: Session) -> float | None:
+        """When the session's token expires, if token_session_policy = expire ends the session then."""
+        if self.settings.token_session_policy != "expire" or session.login is None:
+            return None
+        claims = session.login.claims
+        exp = claims.get("exp") if claims else None
+        return exp if isinstance(exp, int | float) else None
 
     def _reply(self, *payloads: bytes) -> None:
         self.stream.write(self.protocol.reply(payloads))

@@ -90,9 +90,7 @@ class FastRelay:
         if self._stream.tap is self:
             self._stream.tap = None
         self._cancel_read_timer()
-        if self._write_timer is not None:
-            self._write_timer.cancel()
-            self._write_timer = None
+        self._cancel_write_timer()
         if self.busy:
             self._connection.abort()
 
@@ -227,12 +225,15 @@ class FastRelay:
                 self._upstream_paused = True
                 self._connection.pause_reading()
             return
-        if self._write_timer is not None:
-            self._write_timer.cancel()
-            self._write_timer = None
+        self._cancel_write_timer()
         if self._upstream_paused:
             self._upstream_paused = False
             self._connection.resume_reading()
+
+    def _cancel_write_timer(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
 
     def _client_stopped_reading(self) -> None:
         self._write_timer = None

@@ -234,12 +234,15 @@ class PacketStream(asyncio.Protocol):
             self.close_when_idle()
             return
         wake = tap.take_commands()
-        protocol = self.protocol
-        if self._paused_reading and self.transport and protocol.buffered <= protocol.read_limit:
-            self._paused_reading = False
-            self.transport.resume_reading()
+        self._resume_reading_if_drained()
         if wake:
             self._wake()
+
+    def _resume_reading_if_drained(self) -> None:
+        """Reading paused while the client was far ahead resumes once its events were taken."""
+        if self._paused_reading and self.transport and self.protocol.buffered <= self.protocol.read_limit:
+            self._paused_reading = False
+            self.transport.resume_reading()
 
     def hand_over(self, item: object) -> None:
         """The tap took an event it does not handle (or the protocol's error, or an event of its own): the task's
@@ -253,23 +256,21 @@ class PacketStream(asyncio.Protocol):
     async def next_event(self, timeout: float | None = None) -> Event:
         """The client's next event; raises ClientProtocolError (the client broke the protocol), ConnectionClosed,
         or TimeoutError when `timeout` seconds pass without one."""
-        pending = self._pending
-        if pending is not None:
-            self._pending = None
-            if isinstance(pending, BaseException):
-                raise pending
-            return pending  # type: ignore[return-value]
         self._read_expired = False
         protocol = self.protocol
         try:
             while True:
+                pending = self._pending  # what the tap handed over comes before any more bytes
+                if pending is not None:
+                    self._pending = None
+                    if isinstance(pending, BaseException):
+                        raise pending
+                    return pending  # type: ignore[return-value]
                 tap = self.tap
                 # While the tap's command is being answered, what the client sent next is not the task's to parse.
                 event = protocol.next_event() if tap is None or not tap.busy else NEED_DATA
                 if event is not NEED_DATA:
-                    if self._paused_reading and self.transport and protocol.buffered <= protocol.read_limit:
-                        self._paused_reading = False
-                        self.transport.resume_reading()
+                    self._resume_reading_if_drained()
                     return event  # type: ignore[return-value]
                 if self._closing_when_idle and (tap is None or not tap.busy):
                     self._closing_when_idle = False
@@ -291,12 +292,6 @@ class PacketStream(asyncio.Protocol):
                     await self._waiter
                 finally:
                     self._waiter = None
-                pending = self._pending
-                if pending is not None:
-                    self._pending = None
-                    if isinstance(pending, BaseException):
-                        raise pending
-                    return pending  # type: ignore[return-value]
         finally:
             self._read_deadline = None
 

@@ -55,18 +55,18 @@ class _ResponseTap(asyncio.Protocol):
             self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
-        self.closed = True
-        receiver, self.receiver = self.receiver, None
-        if receiver is not None:
-            receiver(b"")
+        self._closed()
         return self.inner.eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._closed()
+        self.inner.connection_lost(exc)
+
+    def _closed(self) -> None:
         self.closed = True
         receiver, self.receiver = self.receiver, None
         if receiver is not None:
             receiver(b"")
-        self.inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -236,9 +236,7 @@ class UpstreamConnection:
     def end_direct(self) -> None:
         """The response ended (or stopped for a LOCAL INFILE file): its bytes go to the StreamReader again."""
         self._tap.receiver = None
-        error = self._protocol.response.error if self._protocol.response is not None else None
-        if error is not None and error.code in FATAL_ERRORS:
-            self.abort()
+        self._abort_after_fatal_error()
 
     def pause_reading(self) -> None:
         transport = cast(asyncio.Transport, self._writer.transport)
@@ -264,11 +262,16 @@ class UpstreamConnection:
         await self._guard(self._exchange(wire, sink, timeout), None)
         return self._result()
 
+    def _abort_after_fatal_error(self) -> None:
+        """After an ERR that ends the upstream's session, the connection is never used again."""
+        response = self._protocol.response
+        if response is not None and response.error is not None and response.error.code in FATAL_ERRORS:
+            self.abort()
+
     def _result(self) -> RelayResult:
         response = self._protocol.response
         assert response is not None
-        if response.error is not None and response.error.code in FATAL_ERRORS:
-            self.abort()
+        self._abort_after_fatal_error()
         return RelayResult(
             response.outcome or Outcome.NONE,
             response.status,

@@ -149,7 +149,12 @@ class RawClient:
 
     def query_rows(self, sql: str) -> list[list[bytes | None]]:
         """A text result set's rows (this client does not negotiate DEPRECATE_EOF: EOF packets end each part)."""
-        first = self.query(sql)
+        self.send_packet(b"\x03" + sql.encode(), seq=0)
+        return self.read_rows()
+
+    def read_rows(self) -> list[list[bytes | None]]:
+        """The rows of the text result set that answers the command sent last."""
+        first = self.read_packet()
         if first[:1] in (b"\x00", b"\xff"):
             raise AssertionError(f"not a result set: {first!r}")
         while self.read_packet()[:1] != b"\xfe":  # column definitions

@@ -41,9 +41,13 @@ class Gateway:
         return mint_token(self.key, "ES256", self.kid, claims)  # type: ignore[arg-type]
 
     def connect(self, user: str, password: str, **extra: object) -> pymysql.Connection:  # type: ignore[type-arg]
-        return pymysql.connect(
-            host=self.fe.host, port=self.fe.port, user=user, password=password, ssl=TLS, connect_timeout=10, **extra
-        )  # type: ignore[arg-type]
+        return connect_over_tls(self.fe, user, password, **extra)
+
+
+def connect_over_tls(fe: FeProcess, user: str, password: str, **extra: object) -> pymysql.Connection:  # type: ignore[type-arg]
+    return pymysql.connect(
+        host=fe.host, port=fe.port, user=user, password=password, ssl=TLS, connect_timeout=10, **extra
+    )  # type: ignore[arg-type]
 
 
 def _rows(connection: pymysql.Connection, sql: str) -> list[tuple[object, ...]]:  # type: ignore[type-arg]

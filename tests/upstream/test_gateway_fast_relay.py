@@ -24,7 +24,7 @@ from tests.conftest import root_execute
 from tests.support.mariadb_server import MariaDbServer
 from tests.support.rawclient import RawClient, error_of
 from tests.support.server import FeProcess
-from tests.upstream.test_gateway import TLS, UPSTREAM_DEFAULT, _rows, _start_fe
+from tests.upstream.test_gateway import UPSTREAM_DEFAULT, _rows, _start_fe, connect_over_tls
 
 ISSUER = "https://idp.example"
 IDLE_TIMEOUT = 2
@@ -38,9 +38,7 @@ class Relay:
     kid: str
 
     def connect(self, user: str, password: str, **extra: object) -> pymysql.Connection:  # type: ignore[type-arg]
-        return pymysql.connect(
-            host=self.fe.host, port=self.fe.port, user=user, password=password, ssl=TLS, connect_timeout=10, **extra
-        )  # type: ignore[arg-type]
+        return connect_over_tls(self.fe, user, password, **extra)
 
 
 @pytest.fixture(scope="module", params=["asyncio", "uvloop"])
@@ -80,18 +78,9 @@ def _raw_session(relay: Relay) -> RawClient:
     return client
 
 
-def _read_result(client: RawClient) -> list[bytes]:
-    """One text result set's rows (one column each), or the ERR's payload as a single item."""
-    first = client.read_packet()
-    if first[:1] == b"\xff":
-        return [first]
-    assert first[:1] != b"\x00", first
-    while client.read_packet()[:1] != b"\xfe":  # column definitions, then their EOF
-        pass
-    rows = []
-    while (packet := client.read_packet())[:1] != b"\xfe":
-        rows.append(packet[1 : 1 + packet[0]])
-    return rows
+def _read_result(client: RawClient) -> list[bytes | None]:
+    """The first column of each row of the text result set that answers the command sent last."""
+    return [row[0] for row in client.read_rows()]
 
 
 def test_commands_sent_back_to_back_are_answered_in_order(relay: Relay) -> None:
