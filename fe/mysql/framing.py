@@ -31,7 +31,7 @@ _new_tuple = tuple.__new__
 
 
 class PacketDecoder:
-    __slots__ = ("_chunks", "_chunks_size", "_first_seq", "_last_seq", "buffer", "limit")
+    __slots__ = ("_chunks", "_first_seq", "_last_seq", "buffer", "chunks_size", "limit")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -39,7 +39,7 @@ class PacketDecoder:
         self.buffer = bytearray()
         # A payload of exactly 0xFFFFFF bytes continues in the next packet; parts gather here.
         self._chunks: list[bytes] = []
-        self._chunks_size = 0
+        self.chunks_size = 0
         self._first_seq = 0
         self._last_seq = 0
 
@@ -48,7 +48,7 @@ class PacketDecoder:
         packet may belong to TLS, not to us."""
         buffer = self.buffer
         buffer += data
-        return len(buffer) + self._chunks_size
+        return len(buffer) + self.chunks_size
 
     def next_packet(self) -> Packet | None:
         """The next whole packet, or None; raises PacketTooLarge as soon as a header announces too much, and
@@ -58,8 +58,8 @@ class PacketDecoder:
             length = buffer[0] | buffer[1] << 8 | buffer[2] << 16  # the header, read in place (codec.decode_header)
             seq = buffer[3]
             chunks = self._chunks
-            if self._chunks_size + length > self.limit:
-                raise PacketTooLarge(self._chunks_size + length, self.limit)
+            if self.chunks_size + length > self.limit:
+                raise PacketTooLarge(self.chunks_size + length, self.limit)
             if chunks and seq != (self._last_seq + 1) & 0xFF:
                 raise SequenceMismatch(seq, (self._last_seq + 1) & 0xFF)
             end = 4 + length
@@ -72,13 +72,13 @@ class PacketDecoder:
             self._last_seq = seq
             if length == MAX_PAYLOAD:
                 chunks.append(payload)
-                self._chunks_size += length
+                self.chunks_size += length
                 continue
             if chunks:
                 chunks.append(payload)
                 payload = b"".join(chunks)
                 chunks.clear()
-                self._chunks_size = 0
+                self.chunks_size = 0
             # tuple.__new__ builds the same Packet as Packet(...), without namedtuple's Python-level __new__.
             return _new_tuple(Packet, (self._first_seq, (seq + 1) & 0xFF, payload))
         return None
@@ -91,4 +91,4 @@ class PacketDecoder:
 
     @property
     def buffered(self) -> int:
-        return len(self.buffer) + self._chunks_size
+        return len(self.buffer) + self.chunks_size

@@ -166,7 +166,8 @@ class ServerProtocol:
     @property
     def buffered(self) -> int:
         """Bytes received and not yet handed out as events (for the driver's read backpressure)."""
-        return self._decoder.buffered
+        decoder = self._decoder
+        return len(decoder.buffer) + decoder.chunks_size
 
     @property
     def read_limit(self) -> int:

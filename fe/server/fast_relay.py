@@ -28,8 +28,10 @@ from fe.upstream.errors import UpstreamError
 
 log = logging.getLogger("fe.gateway")
 
+_COM_QUERY = int(Com.QUERY)
 _COMMANDS = frozenset(
-    {
+    int(command)
+    for command in (
         Com.QUERY,
         Com.INIT_DB,
         Com.FIELD_LIST,
@@ -41,7 +43,7 @@ _COMMANDS = frozenset(
         Com.STMT_CLOSE,
         Com.STMT_RESET,
         Com.STMT_FETCH,
-    }
+    )
 )
 # Larger commands take the task's path, which waits for the upstream to take them in before reading more.
 _MAX_PAYLOAD = 1 << 20
@@ -72,6 +74,7 @@ class FastRelay:
         self._upstream = upstream
         self._connection = upstream.connection
         self._expires_at = expires_at  # wall-clock end of the session's token, or inf
+        self._expires = expires_at != math.inf
         self._read_timeout = read_timeout or 0.0
         self._broken = broken
         self._loop = asyncio.get_running_loop()
@@ -98,7 +101,7 @@ class FastRelay:
 
     def take_commands(self) -> bool:
         protocol = self._protocol
-        while not self.busy and not self._detached and protocol.buffered:
+        while not self.busy and not self._detached:
             try:
                 event = protocol.next_event()
             except ClientProtocolError as exc:
@@ -115,9 +118,9 @@ class FastRelay:
         command, body = event.command, event.body
         if command not in _COMMANDS or len(body) >= _MAX_PAYLOAD:
             return False
-        if command == Com.QUERY and is_fe_query(body):
+        if command == _COM_QUERY and is_fe_query(body):
             return False
-        if self._expires_at != math.inf and time.time() >= self._expires_at:
+        if self._expires and time.time() >= self._expires_at:
             return False
         connection = self._connection
         if not connection.quiet or connection.write_paused:
@@ -181,7 +184,8 @@ class FastRelay:
         self._protocol.relayed(0)
 
     def _end_response(self) -> None:
-        self._cancel_read_timer()
+        if self._read_timer is not None:
+            self._cancel_read_timer()
         if self._upstream_paused:  # the next command's answer may be read (and paused again if need be)
             self._upstream_paused = False
             self._connection.resume_reading()

@@ -234,7 +234,8 @@ class PacketStream(asyncio.Protocol):
             self.close_when_idle()
             return
         wake = tap.take_commands()
-        self._resume_reading_if_drained()
+        if self._paused_reading:
+            self._resume_reading_if_drained()
         if wake:
             self._wake()
 
@@ -346,11 +347,21 @@ class PacketStream(asyncio.Protocol):
 
     def send_now(self, data: bytes) -> bool:
         """Send at once (what is queued first); False when the client is gone."""
-        if self.transport is None or self.transport.is_closing():
+        transport = self.transport
+        if transport is None or transport.is_closing():
             return False
         if self._outgoing:
             self.flush()
-        self._write(data)
+        tls = self._tls
+        if tls is None:
+            transport.write(data)
+            return True
+        try:
+            tls.write(data)
+        except ssl.SSLError:
+            self.abort()
+            return False
+        transport.write(self._tls_out.read())  # type: ignore[union-attr]
         return True
 
     def _write(self, data: bytes) -> None:

@@ -34,12 +34,16 @@ _CANDIDATES = frozenset({"CREATE", "ALTER", "DROP", "GRANT", "REVOKE", "SET", "A
 
 _LEADING_WORD = re.compile(rb"[A-Za-z]+")
 _CANDIDATE_WORDS = frozenset(word.encode() for word in _CANDIDATES)
+_CANDIDATE_HEADS = frozenset(word[:3] for word in _CANDIDATE_WORDS)  # every candidate has at least 3 letters
 
 
 def is_fe_query(body: bytes) -> bool:
     """is_fe_statement for a COM_QUERY's bytes. A statement that starts with a word no statement of fe's starts
     with (most of the database's: SELECT, INSERT, ...) is told without decoding it; the rest is decoded and looked
     at as text."""
+    head = body[:3]
+    if head.isalpha() and head.upper() not in _CANDIDATE_HEADS:  # SELECT, INSERT, ...: the usual case, told first
+        return False
     lead = _LEADING_WORD.match(body)
     if lead is not None and lead.group().upper() not in _CANDIDATE_WORDS:
         return False

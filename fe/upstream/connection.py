@@ -186,7 +186,8 @@ class UpstreamConnection:
         return await self._run(wire, sink, self.server.read_timeout)
 
     def _start(self, payload: bytes) -> bytes:
-        self._check_usable()
+        if self.broken or self._protocol.phase is not Phase.COMMAND:
+            self._check_usable()
         try:
             return self._protocol.command(payload)
         except (UpstreamError, UpstreamProtocolError) as exc:  # it closed the session since the last command
@@ -236,7 +237,9 @@ class UpstreamConnection:
     def end_direct(self) -> None:
         """The response ended (or stopped for a LOCAL INFILE file): its bytes go to the StreamReader again."""
         self._tap.receiver = None
-        self._abort_after_fatal_error()
+        response = self._protocol.response
+        if response is not None and response.error is not None:
+            self._abort_after_fatal_error()
 
     def pause_reading(self) -> None:
         transport = cast(asyncio.Transport, self._writer.transport)

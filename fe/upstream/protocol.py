@@ -297,7 +297,9 @@ class ClientProtocol:
         Its response is then followed by `response_data`. Raises UnsupportedCommand for COM_CHANGE_USER (see
         change_user), COM_QUIT (see quit) and commands whose response cannot be followed; UpstreamError when
         the upstream said goodbye since the last response."""
-        self._require_idle("a command")
+        response = self.response
+        if self.phase is not Phase.COMMAND or self._tail or (response is not None and not response.done):
+            self._require_idle("a command")  # (raises)
         if not payload:
             raise LocalProtocolError("empty command")
         command = payload[0]

@@ -89,6 +89,9 @@ _KINDS: dict[int, int] = {
     _S_DONE,
 ) = range(13)
 
+# States in which an EOF packet may come, and ends something.
+_EOF_STATES = frozenset({_S_ROWS, _S_FETCH_ROWS, _S_COLUMNS_EOF})
+
 _INITIAL_STATES = {
     _SINGLE: _S_SINGLE,
     _RESULT: _S_RESULT,
@@ -191,34 +194,50 @@ class ResponseTracker:
             self._skip -= pos
             if self._skip:
                 return pos
-        while self._state < _S_INFILE:
-            if self._state == _S_ROWS and not self._continued:
-                pos = self._rows(data, pos, end)
+        state = self._state
+        while state < _S_INFILE:
+            if not self._continued:
+                # Column definitions and rows are most packets: runs of them pass with a look at their headers.
+                if state == _S_ROWS:
+                    pos = self._rows(data, pos, end)
+                elif state == _S_COLUMNS:
+                    pos = self._columns(data, pos, end)
+                    state = self._state
                 if self._skip:
                     return end
             if end - pos < 4:
                 return pos
             length = data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16
-            if not self._continued:
+            continued = self._continued
+            if not continued:
                 need = length if length < PEEK else PEEK
                 if end - pos - 4 < need:
                     return pos
-            if data[pos + 3] != self._seq:
-                raise UpstreamProtocolError(f"packet with sequence id {data[pos + 3]}, expected {self._seq}")
-            self._seq = (self._seq + 1) & 0xFF
+            seq = self._seq
+            if data[pos + 3] != seq:
+                raise UpstreamProtocolError(f"packet with sequence id {data[pos + 3]}, expected {seq}")
+            self._seq = (seq + 1) & 0xFF
             body = pos + 4
-            if self._continued:
-                self._continued = length == MAX_PAYLOAD  # the rest of a long payload: nothing to look at
-            else:
-                self._continued = length == MAX_PAYLOAD
-                # Rows are most packets: a first byte below 0xFE means one more row, nothing else to do.
-                if self._state != _S_ROWS or not length or data[body] >= 0xFE:
-                    if not length:
-                        raise UpstreamProtocolError("empty packet in a response")
+            self._continued = length == MAX_PAYLOAD
+            if not continued:  # (the rest of a long payload has nothing to look at)
+                if not length:
+                    raise UpstreamProtocolError("empty packet in a response")
+                first = data[body]
+                if state == _S_RESULT and 0 < first < 0xFB and length < MAX_PAYLOAD:
+                    self._left = first  # a result set's column count, in one byte: the usual first packet
+                    self._state = state = _S_COLUMNS
+                elif first == 0xFE and 5 <= length < 7 and state in _EOF_STATES:
+                    # An EOF packet (FE, warnings, status) ends the column definitions or the rows.
+                    self.warnings = data[body + 1] | data[body + 2] << 8
+                    self.status = data[body + 3] | data[body + 4] << 8
+                    self._ended(state)
+                    state = self._state
+                elif state != _S_ROWS or first >= 0xFE:  # (a row needs no look: one more row)
                     try:
                         self._classify(data, body, length)
                     except MalformedPacket as exc:
                         raise UpstreamProtocolError(f"malformed packet in a response: {exc}") from None
+                    state = self._state
             available = end - body
             if available < length:
                 self._skip = length - available
@@ -240,6 +259,27 @@ class ResponseTracker:
                 self._continued = True
                 break
         self._seq = seq
+        if pos > end:
+            self._skip = pos - end
+            return end
+        return pos
+
+    def _columns(self, data: bytes | bytearray | memoryview, pos: int, end: int) -> int:
+        """The fast path over column definitions: their headers are counted. Stops at anything unusual (an ERR, a
+        long or empty packet, a sequence id out of order), leaving it to the general path."""
+        seq = self._seq
+        left = self._left
+        while left and end - pos > 4:
+            length = data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16
+            if data[pos + 4] == 0xFF or not length or length == MAX_PAYLOAD or data[pos + 3] != seq:
+                break
+            seq = (seq + 1) & 0xFF
+            pos += 4 + length
+            left -= 1
+        self._seq = seq
+        self._left = left
+        if not left:
+            self._state = _S_ROWS if self._deprecate_eof else _S_COLUMNS_EOF
         if pos > end:
             self._skip = pos - end
             return end
@@ -271,10 +311,7 @@ class ResponseTracker:
         if state in (_S_ROWS, _S_FETCH_ROWS):
             if is_end:
                 self._status(data, start, length)
-                if state == _S_ROWS and self.status & Status.MORE_RESULTS_EXISTS:
-                    self._state = _S_RESULT
-                else:
-                    self._finish(Outcome.END)
+                self._ended(state)
         elif state in (_S_RESULT, _S_AFTER_INFILE):
             self._result_start(data, start, length, first, is_end)
         elif state == _S_COLUMNS:
@@ -284,11 +321,7 @@ class ResponseTracker:
         elif state == _S_COLUMNS_EOF:
             self._expect_eof(is_end, "column definitions")
             self._status(data, start, length)
-            # A cursor: COM_STMT_EXECUTE ends after the metadata; rows come with COM_STMT_FETCH.
-            if self._cursor and self.status & Status.CURSOR_EXISTS:
-                self._finish(Outcome.END)
-            else:
-                self._state = _S_ROWS
+            self._ended(state)
         elif state == _S_FIELDS:
             if is_end:
                 self._status(data, start, length)
@@ -307,6 +340,20 @@ class ResponseTracker:
             self._next_group()
         else:  # _S_SINGLE
             self._single(data, start, length, first)
+
+    def _ended(self, state: int) -> None:
+        """After the status of the packet that ends the column definitions (_S_COLUMNS_EOF) or the rows: what comes
+        next."""
+        if state == _S_COLUMNS_EOF:
+            # A cursor: COM_STMT_EXECUTE ends after the metadata; rows come with COM_STMT_FETCH.
+            if self._cursor and self.status & Status.CURSOR_EXISTS:
+                self._finish(Outcome.END)
+            else:
+                self._state = _S_ROWS
+        elif state == _S_ROWS and self.status & Status.MORE_RESULTS_EXISTS:
+            self._state = _S_RESULT
+        else:
+            self._finish(Outcome.END)
 
     def _peek(self, data: bytes | bytearray | memoryview, start: int, length: int) -> bytes:
         return bytes(data[start : start + min(length, PEEK)])
