@@ -17,7 +17,7 @@ from typing import Final
 
 from fe.mysql import messages
 from fe.mysql.codec import MalformedPacket, PacketTooLarge, frame
-from fe.mysql.constants import Capability, Command
+from fe.mysql.constants import MAX_PAYLOAD, Capability, Command
 from fe.mysql.errors import ErrorCode, sqlstate
 from fe.mysql.framing import Packet, PacketDecoder, SequenceMismatch
 
@@ -183,6 +183,10 @@ class ServerProtocol:
         if phase is _COMMAND:
             if not self._awaiting_reply:
                 self._seq = 0  # every command starts a new sequence
+                if not self._infile:
+                    command = self._whole_command()
+                    if command is not None:
+                        return command
         elif phase is _GREETING or phase is _TLS or phase is _CLOSED:
             return NEED_DATA  # bytes now are not ours to read (not yet, TLS's, or too late)
         decoder = self._decoder
@@ -210,6 +214,26 @@ class ServerProtocol:
         if phase is _AUTHENTICATION:
             return AuthReply(packet.payload)
         return self._client_hello(packet)  # CLIENT_HELLO or HANDSHAKE_RESPONSE
+
+    def _whole_command(self) -> CommandReceived | None:
+        """The usual case of the command phase, read in place: a whole command packet, not 16 MiB long, numbered
+        0, that is neither COM_QUIT nor COM_CHANGE_USER. None for anything else (the general path decides)."""
+        decoder = self._decoder
+        buffer = decoder.buffer
+        if len(buffer) < 5 or decoder.chunks_size:
+            return None
+        length = buffer[0] | buffer[1] << 8 | buffer[2] << 16
+        end = 4 + length
+        if buffer[3] or len(buffer) < end or length >= MAX_PAYLOAD or length > decoder.limit or not length:
+            return None
+        command = buffer[4]
+        if command in (_COM_QUIT, _COM_CHANGE_USER):
+            return None
+        body = bytes(buffer[5:end])
+        del buffer[:end]
+        self._seq = 1
+        self._awaiting_reply = True
+        return CommandReceived(command, body)
 
     def _client_hello(self, packet: Packet) -> Event:
         try:

@@ -459,7 +459,8 @@ class PacketStream(asyncio.Protocol):
             self._feed(chunk)
             if not tls_in.pending and not tls.pending():
                 break  # nothing left to decrypt: spare the SSLWantReadError another read() would raise
-        self._flush_tls()
+        if self._tls_out.pending:  # type: ignore[union-attr]  # (rarely, after the handshake: TLS's own messages)
+            self._flush_tls()
 
     def _flush_tls(self) -> None:
         out = self._tls_out

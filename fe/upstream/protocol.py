@@ -41,6 +41,12 @@ class Phase(Enum):
     CLOSED = "closed"
 
 
+# Looked at on every relayed command, as plain values (an enum's attribute costs a lookup).
+_COMMAND = Phase.COMMAND
+_QUIT = int(Com.QUIT)
+_STMT_EXECUTE = int(Com.STMT_EXECUTE)
+
+
 class _NeedData:
     def __repr__(self) -> str:
         return "NEED_DATA"
@@ -298,14 +304,14 @@ class ClientProtocol:
         change_user), COM_QUIT (see quit) and commands whose response cannot be followed; UpstreamError when
         the upstream said goodbye since the last response."""
         response = self.response
-        if self.phase is not Phase.COMMAND or self._tail or (response is not None and not response.done):
+        if self.phase is not _COMMAND or self._tail or (response is not None and not response.done):
             self._require_idle("a command")  # (raises)
         if not payload:
             raise LocalProtocolError("empty command")
         command = payload[0]
-        if command == Com.QUIT:
+        if command == _QUIT:
             raise UnsupportedCommand("COM_QUIT is not relayed: it would end the upstream connection")
-        cursor = command == Com.STMT_EXECUTE and len(payload) > 5 and bool(payload[5] & CURSOR_TYPE_MASK)
+        cursor = command == _STMT_EXECUTE and len(payload) > 5 and bool(payload[5] & CURSOR_TYPE_MASK)
         wire, seq = frame(payload, 0)
         self.response = ResponseTracker(command, self.capabilities, cursor=cursor, seq=seq, status=self.status)
         self._answered = False
@@ -316,7 +322,7 @@ class ClientProtocol:
         classified yet are kept and come out with the next call; so are bytes after the response's end, which
         make the next command fail (the upstream sends nothing unsolicited but a closing ERR)."""
         response = self.response
-        if response is None or self.phase is not Phase.COMMAND:
+        if response is None or self.phase is not _COMMAND:
             raise LocalProtocolError("no command is waiting for its response")
         if self._tail:
             data = self._tail + data

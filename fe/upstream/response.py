@@ -89,6 +89,14 @@ _KINDS: dict[int, int] = {
     _S_DONE,
 ) = range(13)
 
+# The flags and commands the per-packet code looks at, as plain ints (an IntEnum's attribute costs a lookup).
+_CHANGE_USER = int(Com.CHANGE_USER)
+_STMT_EXECUTE = int(Com.STMT_EXECUTE)
+_DEPRECATE_EOF = int(Capability.DEPRECATE_EOF)
+_LOCAL_FILES = int(Capability.LOCAL_FILES)
+_CURSOR_EXISTS = int(Status.CURSOR_EXISTS)
+_MORE_RESULTS_EXISTS = int(Status.MORE_RESULTS_EXISTS)
+
 # States in which an EOF packet may come, and ends something.
 _EOF_STATES = frozenset({_S_ROWS, _S_FETCH_ROWS, _S_COLUMNS_EOF})
 
@@ -129,6 +137,7 @@ class ResponseTracker:
         "_state",
         "column_count",
         "command",
+        "done",
         "error",
         "infile_name",
         "outcome",
@@ -139,13 +148,15 @@ class ResponseTracker:
     )
 
     def __init__(self, command: int, capabilities: int, *, cursor: bool = False, seq: int = 1, status: int = 0):
-        if command == Com.CHANGE_USER:
+        if command == _CHANGE_USER:
             raise UnsupportedCommand("COM_CHANGE_USER is an authentication exchange, not a relayed command")
-        kind = response_kind(command)
+        kind = _KINDS.get(command)
+        if kind is None:
+            kind = response_kind(command)  # (raises)
         self.command = command
-        self._deprecate_eof = bool(capabilities & Capability.DEPRECATE_EOF)
-        self._local_files = bool(capabilities & Capability.LOCAL_FILES)
-        self._cursor = cursor and command == Com.STMT_EXECUTE
+        self._deprecate_eof = bool(capabilities & _DEPRECATE_EOF)
+        self._local_files = bool(capabilities & _LOCAL_FILES)
+        self._cursor = cursor and command == _STMT_EXECUTE
         self._seq = seq & 0xFF
         self._skip = 0  # bytes of the current packet still to pass, already classified
         self._continued = False  # the last packet was 0xFFFFFF long: the next one continues its payload
@@ -162,11 +173,8 @@ class ResponseTracker:
         else:
             self._state = _INITIAL_STATES[kind]
             self.outcome = None
-
-    @property
-    def done(self) -> bool:
-        """The response is complete: nothing more of it will come."""
-        return self._state == _S_DONE and not self._skip
+        # The response is complete: nothing more of it will come (set by feed).
+        self.done = self._state == _S_DONE
 
     @property
     def awaiting_infile(self) -> bool:
@@ -243,6 +251,7 @@ class ResponseTracker:
                 self._skip = length - available
                 return end
             pos = body + length
+        self.done = self._state == _S_DONE  # (every return above leaves it False: the response goes on)
         return pos
 
     def _rows(self, data: bytes | bytearray | memoryview, pos: int, end: int) -> int:
@@ -346,11 +355,11 @@ class ResponseTracker:
         next."""
         if state == _S_COLUMNS_EOF:
             # A cursor: COM_STMT_EXECUTE ends after the metadata; rows come with COM_STMT_FETCH.
-            if self._cursor and self.status & Status.CURSOR_EXISTS:
+            if self._cursor and self.status & _CURSOR_EXISTS:
                 self._finish(Outcome.END)
             else:
                 self._state = _S_ROWS
-        elif state == _S_ROWS and self.status & Status.MORE_RESULTS_EXISTS:
+        elif state == _S_ROWS and self.status & _MORE_RESULTS_EXISTS:
             self._state = _S_RESULT
         else:
             self._finish(Outcome.END)
