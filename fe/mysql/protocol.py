@@ -161,7 +161,9 @@ class ServerProtocol:
         """Feed received bytes. True when the client is far ahead (more than two packets' worth buffered and not
         yet handed out): the driver should stop reading until events are taken."""
         decoder = self._decoder
-        return decoder.feed(data) > 2 * decoder.limit + 65536
+        buffer = decoder.buffer
+        buffer += data  # (PacketDecoder.feed, inlined: this runs for every command)
+        return len(buffer) + decoder.chunks_size > 2 * decoder.limit + 65536
 
     @property
     def buffered(self) -> int:

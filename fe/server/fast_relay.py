@@ -123,7 +123,7 @@ class FastRelay:
         if self._expires and time.time() >= self._expires_at:
             return False
         connection = self._connection
-        if not connection.quiet or connection.write_paused:
+        if not connection.ready_for_direct:
             # Something came unasked (the general path reports it), or the upstream is not taking what it was
             # sent (the general path waits for it to drain before it reads the client's next command).
             return False

@@ -19,11 +19,12 @@ from fe.config import ConfigError, Settings
 from fe.mysql.constants import SERVER_CAPABILITIES, Capability
 from fe.upstream.capabilities import relayable
 from fe.upstream.connection import UpstreamConnection
-from fe.upstream.endpoint import READ_SIZE, UpstreamAccount, UpstreamServer
+from fe.upstream.endpoint import UpstreamAccount, UpstreamServer
 from fe.upstream.errors import UpstreamError
 from fe.upstream.login import read_greeting
 from fe.upstream.pool import UpstreamPool
 from fe.upstream.protocol import ClientProtocol
+from fe.upstream.stream import UpstreamStream
 from fe.upstream.tls import TlsMode, TlsOptions
 
 log = logging.getLogger("fe.gateway")
@@ -75,17 +76,17 @@ class Gateway:
 
     async def learn_greeting(self) -> bool:
         """Connect once and read the upstream's greeting (its version and capabilities); True when seen."""
-        writer: asyncio.StreamWriter | None = None
+        stream: UpstreamStream | None = None
         try:
             async with asyncio.timeout(self.server.connect_timeout):
-                reader, writer = await asyncio.open_connection(self.server.host, self.server.port, limit=READ_SIZE)
-                greeting = await read_greeting(reader, ClientProtocol(), f"upstream {self.server.address}")
+                stream = await UpstreamStream.open(self.server.host, self.server.port)
+                greeting = await read_greeting(stream, ClientProtocol(), f"upstream {self.server.address}")
         except (OSError, TimeoutError, UpstreamError) as exc:
             log.warning("upstream %s: cannot read its greeting yet: %s", self.server.address, exc)
             return False
         finally:
-            if writer is not None:
-                writer.close()
+            if stream is not None:
+                stream.close()
         self.server_version = greeting.server_version
         self.upstream_capabilities = greeting.capabilities
         log.info("upstream %s: %s", self.server.address, greeting.server_version)

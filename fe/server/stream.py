@@ -457,8 +457,10 @@ class PacketStream(asyncio.Protocol):
                 self._wake()
                 break
             self._feed(chunk)
-            if not tls_in.pending and not tls.pending():
-                break  # nothing left to decrypt: spare the SSLWantReadError another read() would raise
+            # Nothing left to decrypt: spare the SSLWantReadError another read() would raise. (A record holds at most
+            # 16 KiB, so a shorter read took all that was decrypted.)
+            if not tls_in.pending and (len(chunk) < _TLS_READ_SIZE or not tls.pending()):
+                break
         if self._tls_out.pending:  # type: ignore[union-attr]  # (rarely, after the handshake: TLS's own messages)
             self._flush_tls()
 

@@ -12,10 +12,11 @@ from collections.abc import Mapping
 from fe.mysql.constants import Capability
 from fe.upstream.capabilities import upstream_capabilities
 from fe.upstream.connection import UpstreamConnection
-from fe.upstream.endpoint import READ_SIZE, UpstreamAccount, UpstreamServer
+from fe.upstream.endpoint import UpstreamAccount, UpstreamServer
 from fe.upstream.errors import Reason, UpstreamError, translate
 from fe.upstream.login import authenticate, read_greeting
 from fe.upstream.protocol import DEFAULT_CHARSET, ClientProtocol
+from fe.upstream.stream import UpstreamStream
 from fe.upstream.tls import TlsMode, client_context
 
 
@@ -42,29 +43,28 @@ async def connect(
     UpstreamError: DOWN, TIMEOUT (connect_timeout covers TCP, TLS and the login), TLS, REFUSED (with the
     upstream's ERR), INSECURE, CLOSED, PROTOCOL."""
     where = f"upstream {server.address}"
-    writer: asyncio.StreamWriter | None = None
+    stream: UpstreamStream | None = None
     try:
         async with asyncio.timeout(server.connect_timeout):
             try:
-                reader, writer = await asyncio.open_connection(server.host, server.port, limit=READ_SIZE)
+                stream = await UpstreamStream.open(server.host, server.port)
             except socket.gaierror as exc:
                 raise UpstreamError(Reason.DOWN, f"{where} is down: cannot resolve {server.host}: {exc}") from exc
             except OSError as exc:
                 reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
                 raise UpstreamError(Reason.DOWN, f"{where} is down: {reason}") from exc
-            loopback = _is_loopback(writer.get_extra_info("peername"))
+            loopback = _is_loopback(stream.peername())
             protocol = ClientProtocol()
-            greeting = await read_greeting(reader, protocol, where)
+            greeting = await read_greeting(stream, protocol, where)
             capabilities = upstream_capabilities(client_capabilities, greeting.capabilities)
             context = client_context(server.tls)
             if context is not None:
                 if not greeting.capabilities & Capability.SSL:
                     raise UpstreamError(Reason.TLS, f"{where} does not offer TLS (upstream TLS is {server.tls.mode})")
-                writer.write(protocol.ssl_request(capabilities, charset=charset))
-                await writer.drain()
+                stream.write(protocol.ssl_request(capabilities, charset=charset))
                 name = server.tls.server_name or server.host
                 hostname = name if server.tls.mode is TlsMode.VERIFY_IDENTITY else None
-                await writer.start_tls(context, server_hostname=hostname)
+                await stream.start_tls(context, hostname)
                 protocol.tls_established()
             first = protocol.handshake_response(
                 capabilities,
@@ -76,9 +76,9 @@ async def connect(
                 charset=charset,
                 server_public_key=server.server_public_key,
             )
-            await authenticate(reader, writer, protocol, first, where)
+            await authenticate(stream, protocol, first, where)
     except BaseException as exc:
-        if writer is not None and not writer.transport.is_closing():
-            writer.transport.abort()
+        if stream is not None:
+            stream.abort()
         raise translate(exc, where, "during the login") from exc
-    return UpstreamConnection(server, account, reader, writer, protocol, loopback)
+    return UpstreamConnection(server, account, stream, protocol, loopback)

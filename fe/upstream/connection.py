@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import cast
 
 from fe.upstream.commands import Com, Status
 from fe.upstream.endpoint import READ_SIZE, UpstreamAccount, UpstreamServer
@@ -20,6 +19,7 @@ from fe.upstream.login import authenticate
 from fe.upstream.packets import Greeting
 from fe.upstream.protocol import DEFAULT_CHARSET, ClientProtocol, Phase
 from fe.upstream.response import Outcome
+from fe.upstream.stream import Receiver, UpstreamStream
 
 # Errors after which the upstream closes the session: such a connection is never used again.
 FATAL_ERRORS = frozenset(
@@ -32,49 +32,6 @@ FATAL_ERRORS = frozenset(
 )
 
 Sink = Callable[[bytes], Awaitable[None]]
-Receiver = Callable[[bytes], None]
-
-
-class _ResponseTap(asyncio.Protocol):
-    """Between the upstream transport and its StreamReader's protocol. While a receiver holds the current response
-    (a relay run in the transports' callbacks, fe.server.fast_relay), the upstream's bytes go to it as they arrive,
-    and no task has to wake up for them; otherwise they go to the StreamReader, as without the tap. b"" tells the
-    receiver that the upstream closed."""
-
-    def __init__(self, inner: asyncio.Protocol) -> None:
-        self.inner = inner
-        self.receiver: Receiver | None = None
-        self.closed = False  # the upstream closed its side (or the connection was lost)
-        self.write_paused = False  # the transport's buffer is over its high-water mark
-
-    def data_received(self, data: bytes) -> None:
-        receiver = self.receiver
-        if receiver is not None:
-            receiver(data)
-        else:
-            self.inner.data_received(data)
-
-    def eof_received(self) -> bool | None:
-        self._closed()
-        return self.inner.eof_received()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._closed()
-        self.inner.connection_lost(exc)
-
-    def _closed(self) -> None:
-        self.closed = True
-        receiver, self.receiver = self.receiver, None
-        if receiver is not None:
-            receiver(b"")
-
-    def pause_writing(self) -> None:
-        self.write_paused = True
-        self.inner.pause_writing()
-
-    def resume_writing(self) -> None:
-        self.write_paused = False
-        self.inner.resume_writing()
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,27 +64,19 @@ class UpstreamConnection:
         self,
         server: UpstreamServer,
         account: UpstreamAccount,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        stream: UpstreamStream,
         protocol: ClientProtocol,
         loopback: bool,
     ) -> None:
         self.server = server
         self.account = account
-        self._reader = reader
-        self._writer = writer
+        self._stream = stream
         self._protocol = protocol
         self.loopback = loopback
         self.broken = False
         self._in_sink = False
         assert protocol.greeting is not None
         self.greeting: Greeting = protocol.greeting
-        transport = self._transport = cast(asyncio.Transport, writer.transport)
-        self._tap = _ResponseTap(transport.get_protocol())  # type: ignore[arg-type]
-        transport.set_protocol(self._tap)
-        # What waits in the StreamReader: it has no public way to tell, and its buffer has been this bytearray,
-        # changed in place, since Python 3.4 (the tests check it on every run: test_gateway_fast_relay).
-        self._unread: bytearray = getattr(reader, "_buffer", bytearray(b"?"))
 
     # ---- state ----
 
@@ -200,20 +149,27 @@ class UpstreamConnection:
     def quiet(self) -> bool:
         """Nothing arrived since the last response: no goodbye ERR, no close. (When something did, the general
         path, relay(), reads and reports it.)"""
-        return not self._unread and not self._tap.closed
+        stream = self._stream
+        return not stream.unread and not stream.closed
+
+    @property
+    def ready_for_direct(self) -> bool:
+        """`quiet`, and the upstream takes what it is sent (send_direct can go now)."""
+        return self._stream.ready
 
     @property
     def write_paused(self) -> bool:
         """The upstream is not taking what was sent (its transport's buffer is over the high-water mark)."""
-        return self._tap.write_paused
+        return self._stream.write_paused
 
     def send_direct(self, payload: bytes, receiver: Receiver) -> None:
         """Send one command; the bytes of its response then go to `receiver` as they arrive (b"": the upstream
         closed), for `direct_data`, until `end_direct`. Raises UpstreamError (the connection is then broken) and
         UnsupportedCommand as relay() does."""
         wire = self._start(payload)
-        self._tap.receiver = receiver
-        self._transport.write(wire)  # (what StreamWriter.write does, one call fewer)
+        stream = self._stream
+        stream.receiver = receiver
+        stream.write(wire)
 
     def direct_data(self, data: bytes) -> bytes:
         """Bytes the receiver got → the part of the response to forward now (see ClientProtocol.response_data);
@@ -236,20 +192,16 @@ class UpstreamConnection:
 
     def end_direct(self) -> None:
         """The response ended (or stopped for a LOCAL INFILE file): its bytes go to the StreamReader again."""
-        self._tap.receiver = None
+        self._stream.receiver = None
         response = self._protocol.response
         if response is not None and response.error is not None:
             self._abort_after_fatal_error()
 
     def pause_reading(self) -> None:
-        transport = cast(asyncio.Transport, self._writer.transport)
-        if not transport.is_closing():
-            transport.pause_reading()
+        self._stream.pause_reading()
 
     def resume_reading(self) -> None:
-        transport = cast(asyncio.Transport, self._writer.transport)
-        if not transport.is_closing():
-            transport.resume_reading()
+        self._stream.resume_reading()
 
     async def infile_packet(self, payload: bytes, sink: Sink) -> RelayResult | None:
         """After a LOCAL_INFILE result: one packet of the client's file, passed on. The empty packet ends the file;
@@ -287,15 +239,15 @@ class UpstreamConnection:
         )
 
     async def _send(self, wire: bytes) -> None:
-        self._writer.write(wire)
-        await self._writer.drain()
+        self._stream.write(wire)
+        await self._stream.drain()
 
     async def _exchange(self, wire: bytes, sink: Sink, timeout: float | None) -> None:
         await self._send(wire)
         protocol = self._protocol
         response = protocol.response
         assert response is not None
-        read = self._reader.read
+        read = self._stream.read
         answered = False
         while not response.done and not response.awaiting_infile:
             if timeout is None:
@@ -361,7 +313,7 @@ class UpstreamConnection:
         self.account = account
 
     async def _login(self, first: bytes) -> None:
-        await authenticate(self._reader, self._writer, self._protocol, first, f"upstream {self.server.address}")
+        await authenticate(self._stream, self._protocol, first, f"upstream {self.server.address}")
 
     async def reset(self) -> None:
         """COM_RESET_CONNECTION: the session's state is cleared, the login kept. A failure breaks the connection."""
@@ -385,11 +337,9 @@ class UpstreamConnection:
     def abort(self) -> None:
         """Drop the connection at once (after a failure, or a cancelled relay)."""
         self.broken = True
-        self._tap.receiver = None
+        self._stream.receiver = None
         self._protocol.close()
-        transport = self._writer.transport
-        if not transport.is_closing():
-            transport.abort()
+        self._stream.abort()
 
     async def close(self) -> None:
         """Say COM_QUIT when between commands, then close; never raises."""
@@ -398,11 +348,12 @@ class UpstreamConnection:
         quit_wire = self._protocol.quit() if self.usable else b""
         self.broken = True
         self._protocol.close()
+        stream = self._stream
         with contextlib.suppress(Exception):
             if quit_wire:
-                self._writer.write(quit_wire)
-            self._writer.close()
+                stream.write(quit_wire)
+            stream.close()
             async with asyncio.timeout(2.0):
-                await self._writer.wait_closed()
-        if not self._writer.transport.is_closing():
-            self._writer.transport.abort()
+                await stream.wait_closed()
+        if not stream.is_closing():
+            stream.abort()

@@ -97,6 +97,7 @@ _LOCAL_FILES = int(Capability.LOCAL_FILES)
 _CURSOR_EXISTS = int(Status.CURSOR_EXISTS)
 _MORE_RESULTS_EXISTS = int(Status.MORE_RESULTS_EXISTS)
 
+_ROW_STATES = frozenset({_S_ROWS, _S_FETCH_ROWS})
 # States in which an EOF packet may come, and ends something.
 _EOF_STATES = frozenset({_S_ROWS, _S_FETCH_ROWS, _S_COLUMNS_EOF})
 
@@ -111,6 +112,10 @@ _INITIAL_STATES = {
 
 # How many bytes a length-encoded integer takes, by its first byte (0xFB, NULL, and 0xFF are not integers).
 _LENENC_SIZE = bytes(1 if first < 0xFB else {0xFC: 3, 0xFD: 4, 0xFE: 9}.get(first, 0) for first in range(256))
+
+
+def _out_of_sequence(got: int, expected: int) -> UpstreamProtocolError:
+    return UpstreamProtocolError(f"packet with sequence id {got}, expected {expected}")
 
 
 def response_kind(command: int) -> int:
@@ -202,96 +207,63 @@ class ResponseTracker:
             self._skip -= pos
             if self._skip:
                 return pos
-        state = self._state
-        while state < _S_INFILE:
-            if not self._continued:
-                # Column definitions and rows are most packets: runs of them pass with a look at their headers.
-                if state == _S_ROWS:
-                    pos = self._rows(data, pos, end)
-                elif state == _S_COLUMNS:
-                    pos = self._columns(data, pos, end)
-                    state = self._state
-                if self._skip:
-                    return end
-            if end - pos < 4:
-                return pos
+        # One loop over the packets, its state in locals (this runs for every response): rows and column
+        # definitions, most packets, need a look at their header and first byte; so do a result's column count and
+        # the EOF packets; anything else is classified by _classify.
+        state, seq, left, continued = self._state, self._seq, self._left, self._continued
+        while state < _S_INFILE and end - pos >= 4:
             length = data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16
-            continued = self._continued
-            if not continued:
-                need = length if length < PEEK else PEEK
-                if end - pos - 4 < need:
-                    return pos
-            seq = self._seq
-            if data[pos + 3] != seq:
-                raise UpstreamProtocolError(f"packet with sequence id {data[pos + 3]}, expected {seq}")
-            self._seq = (seq + 1) & 0xFF
             body = pos + 4
-            self._continued = length == MAX_PAYLOAD
-            if not continued:  # (the rest of a long payload has nothing to look at)
-                if not length:
-                    raise UpstreamProtocolError("empty packet in a response")
+            if continued:  # the rest of a long payload: nothing to look at
+                if data[pos + 3] != seq:
+                    raise _out_of_sequence(data[pos + 3], seq)
+                continued = length == MAX_PAYLOAD
+            else:
+                if end == body:
+                    break
                 first = data[body]
-                if state == _S_RESULT and 0 < first < 0xFB and length < MAX_PAYLOAD:
-                    self._left = first  # a result set's column count, in one byte: the usual first packet
-                    self._state = state = _S_COLUMNS
-                elif first == 0xFE and 5 <= length < 7 and state in _EOF_STATES:
-                    # An EOF packet (FE, warnings, status) ends the column definitions or the rows.
-                    self.warnings = data[body + 1] | data[body + 2] << 8
-                    self.status = data[body + 3] | data[body + 4] << 8
-                    self._ended(state)
-                    state = self._state
-                elif state != _S_ROWS or first >= 0xFE:  # (a row needs no look: one more row)
-                    try:
-                        self._classify(data, body, length)
-                    except MalformedPacket as exc:
-                        raise UpstreamProtocolError(f"malformed packet in a response: {exc}") from None
-                    state = self._state
-            available = end - body
-            if available < length:
-                self._skip = length - available
-                return end
+                if state in _ROW_STATES and first < 0xFE and length:  # one more row
+                    if data[pos + 3] != seq:
+                        raise _out_of_sequence(data[pos + 3], seq)
+                    continued = length == MAX_PAYLOAD
+                elif state == _S_COLUMNS and first != 0xFF and 0 < length < MAX_PAYLOAD:
+                    if data[pos + 3] != seq:
+                        raise _out_of_sequence(data[pos + 3], seq)
+                    left -= 1
+                    if not left:
+                        state = _S_ROWS if self._deprecate_eof else _S_COLUMNS_EOF
+                else:
+                    if end - body < (length if length < PEEK else PEEK):
+                        break
+                    if data[pos + 3] != seq:
+                        raise _out_of_sequence(data[pos + 3], seq)
+                    if not length:
+                        raise UpstreamProtocolError("empty packet in a response")
+                    continued = length == MAX_PAYLOAD
+                    if state == _S_RESULT and 0 < first < 0xFB and not continued:
+                        left = first  # a result set's column count, in one byte: the usual first packet
+                        state = _S_COLUMNS
+                    else:
+                        self._state, self._seq, self._left = state, (seq + 1) & 0xFF, left
+                        if first == 0xFE and 5 <= length < 7 and state in _EOF_STATES:
+                            # An EOF packet (FE, warnings, status) ends the column definitions or the rows.
+                            self.warnings = data[body + 1] | data[body + 2] << 8
+                            self.status = data[body + 3] | data[body + 4] << 8
+                            self._ended(state)
+                        else:
+                            try:
+                                self._classify(data, body, length)
+                            except MalformedPacket as exc:
+                                raise UpstreamProtocolError(f"malformed packet in a response: {exc}") from None
+                        state, left = self._state, self._left
+            seq = (seq + 1) & 0xFF
             pos = body + length
-        self.done = self._state == _S_DONE  # (every return above leaves it False: the response goes on)
-        return pos
-
-    def _rows(self, data: bytes | bytearray | memoryview, pos: int, end: int) -> int:
-        """The fast path over a run of rows (most of any large response): one header and one byte per row. Stops
-        before a packet that may end the result set (or is out of sequence), leaving it to the general path."""
-        seq = self._seq
-        while end - pos > 4:
-            length = data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16
-            if data[pos + 4] >= 0xFE or not length or data[pos + 3] != seq:
+            if pos > end:  # the rest of this packet comes in later data
+                self._skip = pos - end
+                pos = end
                 break
-            seq = (seq + 1) & 0xFF
-            pos += 4 + length
-            if length == MAX_PAYLOAD:
-                self._continued = True
-                break
-        self._seq = seq
-        if pos > end:
-            self._skip = pos - end
-            return end
-        return pos
-
-    def _columns(self, data: bytes | bytearray | memoryview, pos: int, end: int) -> int:
-        """The fast path over column definitions: their headers are counted. Stops at anything unusual (an ERR, a
-        long or empty packet, a sequence id out of order), leaving it to the general path."""
-        seq = self._seq
-        left = self._left
-        while left and end - pos > 4:
-            length = data[pos] | data[pos + 1] << 8 | data[pos + 2] << 16
-            if data[pos + 4] == 0xFF or not length or length == MAX_PAYLOAD or data[pos + 3] != seq:
-                break
-            seq = (seq + 1) & 0xFF
-            pos += 4 + length
-            left -= 1
-        self._seq = seq
-        self._left = left
-        if not left:
-            self._state = _S_ROWS if self._deprecate_eof else _S_COLUMNS_EOF
-        if pos > end:
-            self._skip = pos - end
-            return end
+        self._state, self._seq, self._left, self._continued = state, seq, left, continued
+        self.done = state == _S_DONE and not self._skip
         return pos
 
     def infile_packet(self, payload: bytes) -> bytes:

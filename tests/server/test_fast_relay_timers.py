@@ -32,6 +32,10 @@ class FakeConnection:
         self.paused = 0
         self.resumed = 0
 
+    @property
+    def ready_for_direct(self) -> bool:
+        return self.quiet and not self.write_paused
+
     def send_direct(self, payload: bytes, receiver: object) -> None:
         self.response_done = False
 
