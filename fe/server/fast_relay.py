@@ -25,6 +25,7 @@ from fe.server.stream import PacketStream
 from fe.sql.routing import is_fe_query
 from fe.upstream.commands import Com
 from fe.upstream.errors import UpstreamError
+from fe.upstream.response import ResponseTracker
 
 log = logging.getLogger("fe.gateway")
 
@@ -83,6 +84,8 @@ class FastRelay:
         self._write_timer: asyncio.TimerHandle | None = None  # a client that has not read for that long is dropped
         self._upstream_paused = False  # the upstream's read waits for the client to read
         self._detached = False
+        self._response: ResponseTracker | None = None  # the command's, while busy
+        self._receiver = self._on_upstream_data
         self.busy = False
         stream.tap = self
 
@@ -132,13 +135,13 @@ class FastRelay:
         self._upstream.mid_response = False
         self.busy = True
         try:
-            connection.send_direct(bytes((command,)) + body, self._on_upstream_data)
+            response = self._response = connection.send_direct(bytes((command,)) + body, self._receiver)
         except UpstreamError as exc:
             self._fail(exc.message)
             return True
         if stream.write_paused:  # the client has not read the last answer yet
             self.client_stalled(True)
-        if connection.response_done:  # a command without a response (COM_STMT_CLOSE, SEND_LONG_DATA)
+        if response.done:  # a command without a response (COM_STMT_CLOSE, SEND_LONG_DATA)
             self._finish()
         elif self._read_timeout:
             self._read_timer = self._loop.call_later(self._read_timeout, self._upstream_timed_out)
@@ -166,12 +169,14 @@ class FastRelay:
             if not self._stream.send_now(chunk):
                 self._fail("the client went away mid-result")
                 return
-        if connection.response_done:
+        response = self._response
+        assert response is not None
+        if response.done:
             self._finish()
             stream = self._stream
             if self._protocol.buffered or stream.closing_when_idle:  # the client sent more meanwhile
                 stream.poke()
-        elif connection.awaiting_infile:
+        elif response.awaiting_infile:
             # The task takes it from here; the file's packets reach it through take_commands (InfileData).
             self._end_response()
             connection.end_direct()

@@ -50,7 +50,6 @@ class PacketStream(asyncio.Protocol):
 
     # One per connection, read and written on every packet: slots, no instance dict.
     __slots__ = (
-        "_closing_when_idle",
         "_drain_waiter",
         "_eof",
         "_failure",
@@ -67,9 +66,9 @@ class PacketStream(asyncio.Protocol):
         "_tls_in",
         "_tls_out",
         "_waiter",
-        "_write_paused",
         "active_at",
         "close_linger",
+        "closing_when_idle",
         "on_made",
         "peer",
         "protocol",
@@ -79,6 +78,7 @@ class PacketStream(asyncio.Protocol):
         "socket_peer",
         "tap",
         "transport",
+        "write_paused",
     )
 
     def __init__(self, protocol: ServerProtocol) -> None:
@@ -94,7 +94,7 @@ class PacketStream(asyncio.Protocol):
         self._failure: BaseException | None = None
         self._eof = False
         self._paused_reading = False
-        self._write_paused = False
+        self.write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._outgoing: list[bytes] = []
         self._tls: ssl.SSLObject | None = None
@@ -114,7 +114,7 @@ class PacketStream(asyncio.Protocol):
         self._pending: object = None  # what the tap handed over, before any more bytes
         self._read_timeout = 0.0  # the waiting read's timeout (the tap's activity moves its deadline)
         self.active_at = 0.0  # loop time the tap last took a command or finished an answer (idleness counts from it)
-        self._closing_when_idle = False
+        self.closing_when_idle = False
 
     # ---- asyncio.Protocol callbacks ----
 
@@ -198,12 +198,12 @@ class PacketStream(asyncio.Protocol):
             self._drain_waiter.set_result(None)
 
     def pause_writing(self) -> None:
-        self._write_paused = True
+        self.write_paused = True
         if self.tap is not None and self.tap.busy:
             self.tap.client_stalled(True)
 
     def resume_writing(self) -> None:
-        self._write_paused = False
+        self.write_paused = False
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_result(None)
         if self.tap is not None:
@@ -229,8 +229,8 @@ class PacketStream(asyncio.Protocol):
         if self._waiter is None or self._waiter.done() or self._pending is not None or tap is None:
             self._wake()  # the task is busy, or already woken (by a timeout, a close): the bytes wait for it
             return
-        if self._closing_when_idle and not tap.busy:
-            self._closing_when_idle = False
+        if self.closing_when_idle and not tap.busy:
+            self.closing_when_idle = False
             self.close_when_idle()
             return
         wake = tap.take_commands()
@@ -273,8 +273,8 @@ class PacketStream(asyncio.Protocol):
                 if event is not NEED_DATA:
                     self._resume_reading_if_drained()
                     return event  # type: ignore[return-value]
-                if self._closing_when_idle and (tap is None or not tap.busy):
-                    self._closing_when_idle = False
+                if self.closing_when_idle and (tap is None or not tap.busy):
+                    self.closing_when_idle = False
                     self.close_when_idle()  # a shutdown that came while the tap's command was being answered
                 if self._failure is not None:
                     raise self._failure
@@ -381,7 +381,7 @@ class PacketStream(asyncio.Protocol):
         """Send what is queued and, while the transport's buffer is over its high-water mark, wait for the client
         to read; TimeoutError after `timeout` seconds of that."""
         self.flush()
-        if self._write_paused and self.transport and not self.transport.is_closing():
+        if self.write_paused and self.transport and not self.transport.is_closing():
             loop = asyncio.get_running_loop()
             waiter = self._drain_waiter = loop.create_future()
             timer = None
@@ -395,14 +395,6 @@ class PacketStream(asyncio.Protocol):
                     timer.cancel()
 
     # ---- TLS ----
-
-    @property
-    def closing_when_idle(self) -> bool:
-        return self._closing_when_idle
-
-    @property
-    def write_paused(self) -> bool:
-        return self._write_paused
 
     @property
     def is_tls(self) -> bool:
@@ -474,7 +466,7 @@ class PacketStream(asyncio.Protocol):
     def close_when_idle(self) -> None:
         """Server shutdown: a session waiting for its next command ends now; a busy one after its reply."""
         if self.tap is not None and self.tap.busy:
-            self._closing_when_idle = True  # poke() comes back here once the tap's reply is complete
+            self.closing_when_idle = True  # poke() comes back here once the tap's reply is complete
             return
         if self._failure is None:
             self._failure = ConnectionClosed("server shutting down")

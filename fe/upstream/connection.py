@@ -18,7 +18,7 @@ from fe.upstream.errors import Reason, ServerError, UpstreamError, UpstreamProto
 from fe.upstream.login import authenticate
 from fe.upstream.packets import Greeting
 from fe.upstream.protocol import DEFAULT_CHARSET, ClientProtocol, Phase
-from fe.upstream.response import Outcome
+from fe.upstream.response import Outcome, ResponseTracker
 from fe.upstream.stream import Receiver, UpstreamStream
 
 # Errors after which the upstream closes the session: such a connection is never used again.
@@ -162,7 +162,7 @@ class UpstreamConnection:
         """The upstream is not taking what was sent (its transport's buffer is over the high-water mark)."""
         return self._stream.write_paused
 
-    def send_direct(self, payload: bytes, receiver: Receiver) -> None:
+    def send_direct(self, payload: bytes, receiver: Receiver) -> ResponseTracker:
         """Send one command; the bytes of its response then go to `receiver` as they arrive (b"": the upstream
         closed), for `direct_data`, until `end_direct`. Raises UpstreamError (the connection is then broken) and
         UnsupportedCommand as relay() does."""
@@ -170,6 +170,9 @@ class UpstreamConnection:
         stream = self._stream
         stream.receiver = receiver
         stream.write(wire)
+        response = self._protocol.response
+        assert response is not None
+        return response
 
     def direct_data(self, data: bytes) -> bytes:
         """Bytes the receiver got → the part of the response to forward now (see ClientProtocol.response_data);

@@ -201,10 +201,10 @@ class UpstreamPool:
         keep = not self._closed and connection.usable and not connection.in_transaction
         try:
             if keep and self.reset_on_release:
-                try:
+                keep = False  # until the reset succeeds: any failure (a cancellation too) closes the connection
+                with contextlib.suppress(UpstreamError):
                     await connection.reset()
-                except UpstreamError:
-                    keep = False
+                    keep = True
         finally:
             if not keep:
                 await self._close(connection)

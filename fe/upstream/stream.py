@@ -46,7 +46,7 @@ class UpstreamStream(asyncio.Protocol):
         self.receiver: Receiver | None = None
         self.closed = False  # the upstream closed its side, or the connection was lost
         self.write_paused = False  # the transport's buffer is over its high-water mark
-        self._limit = limit  # reading pauses while more than this waits to be read
+        self._limit = limit  # reading pauses while more than twice this waits to be read, until it is down to this
         self._buffer = bytearray()
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
@@ -106,7 +106,7 @@ class UpstreamStream(asyncio.Protocol):
             receiver(data)
             return
         self._buffer += data
-        if len(self._buffer) > self._limit and not self._over_limit:
+        if len(self._buffer) > 2 * self._limit and not self._over_limit:
             self._over_limit = True
             self._update_reading()
         waiter = self._waiter
@@ -176,14 +176,20 @@ class UpstreamStream(asyncio.Protocol):
             return
         if self._held or self._over_limit:
             transport.pause_reading()
-        else:
-            transport.resume_reading()
+            return
+        transport.resume_reading()
+        if self._tls_in is not None and self._tls_in.pending and self._handshake is None:
+            self._decrypt()  # records received before reading paused
 
     # ---- writing ----
 
     def write(self, data: bytes) -> None:
+        """Send bytes (encrypted, once TLS started). Once the connection is closing they are dropped: the next read
+        reports the close (after whatever the upstream said before it, such as a goodbye ERR), as with asyncio's
+        streams; uvloop would raise RuntimeError for the write instead."""
         transport = self.transport
-        assert transport is not None
+        if transport is None or transport.is_closing():
+            return
         tls = self._tls
         if tls is not None:
             tls.write(data)
@@ -223,6 +229,10 @@ class UpstreamStream(asyncio.Protocol):
     def _step_handshake(self) -> None:
         tls, handshake = self._tls, self._handshake
         assert tls is not None and handshake is not None
+        if handshake.done():  # start_tls was cancelled (a connect timeout, a shutdown): nobody waits for TLS
+            self._handshake = None
+            self.abort()
+            return
         try:
             tls.do_handshake()
         except ssl.SSLWantReadError:
@@ -263,6 +273,8 @@ class UpstreamStream(asyncio.Protocol):
                 receiver(chunk)
             else:
                 self._deliver(chunk)
+            if self._held or self._over_limit:
+                break  # the rest waits in the BIO until reading resumes (_update_reading)
             # Nothing left to decrypt: spare the SSLWantReadError another read() would raise. (A record holds at most
             # 16 KiB, so a shorter read took all that was decrypted.)
             if not tls_in.pending and (len(chunk) < _TLS_READ_SIZE or not tls.pending()):

@@ -36,8 +36,13 @@ class FakeConnection:
     def ready_for_direct(self) -> bool:
         return self.quiet and not self.write_paused
 
-    def send_direct(self, payload: bytes, receiver: object) -> None:
+    def send_direct(self, payload: bytes, receiver: object) -> FakeConnection:
         self.response_done = False
+        return self  # as the response: done, awaiting_infile
+
+    @property
+    def done(self) -> bool:
+        return self.response_done
 
     def direct_data(self, data: bytes) -> bytes:
         self.response_done = self.ends_with_next_data

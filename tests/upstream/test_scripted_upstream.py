@@ -12,9 +12,12 @@ import pytest
 from fe.mysql import messages
 from fe.mysql.codec import frame, lenenc_int
 from fe.mysql.constants import SERVER_CAPABILITIES, Capability
+from fe.server import eventloop
 from fe.upstream.connect import connect
+from fe.upstream.connection import UpstreamConnection
 from fe.upstream.endpoint import UpstreamAccount, UpstreamServer
 from fe.upstream.errors import Reason, UpstreamError
+from fe.upstream.pool import UpstreamPool
 from fe.upstream.tls import TlsMode, TlsOptions
 from tests.support.upstream_wire import Collector
 from tests.upstream.conftest import CLIENT_CAPS
@@ -143,3 +146,50 @@ async def test_tls_required_but_not_offered(scripted: Callable[[Script], Awaitab
     with pytest.raises(UpstreamError, match="does not offer TLS") as caught:
         await connect(tls, ACCOUNT, client_capabilities=CLIENT_CAPS)
     assert caught.value.reason is Reason.TLS
+
+
+async def _closed_between_commands() -> None:
+    """The upstream logs fe in, then closes (wait_timeout, a restart): the next relay, reset or COM_CHANGE_USER
+    reports it as an UpstreamError, and the pool that held the connection does not lose its place."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await greet_and_accept(reader, writer)
+        writer.close()
+
+    listener = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = int(listener.sockets[0].getsockname()[1])
+    server = UpstreamServer("127.0.0.1", port, TlsOptions(TlsMode.DISABLED), connect_timeout=2, read_timeout=2)
+
+    async def closed(connection: UpstreamConnection) -> UpstreamConnection:
+        for _ in range(200):
+            if not connection.quiet:
+                return connection
+            await asyncio.sleep(0.01)
+        raise AssertionError("the upstream's close never arrived")
+
+    operations: list[Callable[[UpstreamConnection], Awaitable[object]]] = [
+        lambda connection: connection.relay(b"\x03SELECT 1", Collector()),
+        lambda connection: connection.reset(),
+        lambda connection: connection.change_user(ACCOUNT),
+    ]
+    try:
+        for operation in operations:
+            connection = await closed(await connect(server, ACCOUNT, client_capabilities=CLIENT_CAPS))
+            with pytest.raises(UpstreamError) as caught:
+                await operation(connection)
+            assert caught.value.reason is Reason.CLOSED and connection.broken
+        pool = UpstreamPool(server, max_size=1, acquire_timeout=2)
+        for _ in range(3):
+            connection = await closed(await pool.acquire(ACCOUNT, client_capabilities=CLIENT_CAPS))
+            assert not await pool.release(connection)
+        assert pool.stats.open == 0 and pool.stats.created == 3
+        await pool.close()
+    finally:
+        listener.close()
+        await listener.wait_closed()
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_an_upstream_that_closed_between_commands(loop: str) -> None:
+    # (uvloop raises RuntimeError for a write to a closed transport; asyncio's loop drops it)
+    eventloop.run(_closed_between_commands(), loop)
