@@ -26,8 +26,8 @@ class Settings:
     host: str = "127.0.0.1"
     query_port: int = 9030
     workers: int = 1
-    # asyncio (the standard library's loop) or uvloop (when installed).
-    event_loop: str = "asyncio"
+    # auto (uvloop when it is installed, else asyncio), asyncio (the standard library's loop) or uvloop.
+    event_loop: str = "auto"
 
     # TLS: generated under <home>/meta/tls unless both are set (paths relative to <home>).
     ssl_cert: str = ""
@@ -222,8 +222,8 @@ def _check(settings: Settings) -> None:
         raise ConfigError(f"query_port must be 0..65535, got {settings.query_port}")
     if settings.workers < 1:
         raise ConfigError("workers must be at least 1")
-    if settings.event_loop not in ("asyncio", "uvloop"):
-        raise ConfigError(f"event_loop must be asyncio or uvloop, got {settings.event_loop!r}")
+    if settings.event_loop not in ("auto", "asyncio", "uvloop"):
+        raise ConfigError(f"event_loop must be auto, asyncio or uvloop, got {settings.event_loop!r}")
     if bool(settings.ssl_cert) != bool(settings.ssl_key):
         raise ConfigError("ssl_cert and ssl_key must be set together")
     if settings.max_connections < 1 or settings.admin_reserved_connections < 0:

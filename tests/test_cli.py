@@ -60,7 +60,7 @@ def test_unknown_event_loop_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtur
     (tmp_path / "conf").mkdir()
     (tmp_path / "conf" / "fe.conf").write_text("event_loop = trio\n")
     assert main(["serve", "--home", str(tmp_path)]) == 2
-    assert "event_loop must be asyncio or uvloop, got 'trio'" in capsys.readouterr().err
+    assert "event_loop must be auto, asyncio or uvloop, got 'trio'" in capsys.readouterr().err
 
 
 def test_uvloop_asked_for_but_missing_exits_2(
@@ -74,11 +74,12 @@ def test_uvloop_asked_for_but_missing_exits_2(
     assert not (tmp_path / "meta").exists()  # refused before touching the catalog
 
 
-def test_the_standard_loop_by_default_and_uvloop_when_asked() -> None:
+def test_uvloop_by_default_when_installed_and_either_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     from fe.config import load_settings
     from fe.server import eventloop
 
-    assert load_settings(Path("/nonexistent-fe-home"), environ={}).event_loop == "asyncio"
+    assert load_settings(Path("/nonexistent-fe-home"), environ={}).event_loop == "auto"
+    assert eventloop.resolve("auto") == "uvloop"
     assert eventloop.resolve("asyncio") == "asyncio"
     assert eventloop.resolve("uvloop") == "uvloop"
 
@@ -87,3 +88,5 @@ def test_the_standard_loop_by_default_and_uvloop_when_asked() -> None:
 
     assert eventloop.run(name(), "uvloop") == "uvloop"
     assert eventloop.run(name(), "asyncio") == "asyncio"
+    monkeypatch.setitem(sys.modules, "uvloop", None)  # as where uvloop has no build (Windows, PyPy)
+    assert eventloop.resolve("auto") == "asyncio"

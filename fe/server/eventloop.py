@@ -1,10 +1,10 @@
-"""Which asyncio event loop runs the server: the standard library's (the default), or uvloop (libuv, in C).
+"""Which asyncio event loop runs the server: uvloop (libuv, in C) when it is installed, which it is with fe on
+Linux and macOS (`event_loop = auto`, the default), else the standard library's; either can be asked for.
 
-A login is a handful of short turns of the event loop (greeting, TLS flights, the auth exchange, the query, the
-close). uvloop runs them with about a third fewer interpreted instructions, which measured as 3–11% less server
-CPU per login, with throughput and p99 at 16 busy clients better in some runs and worse in others
-(docs/benchmarks.md). That modest gain does not make a native dependency worth it by default: it is an option
-(`event_loop = uvloop` in fe.conf, with `pip install uvloop`), and the tests run on both loops.
+uvloop runs the event loop's own work in C. A login is a handful of short turns of the loop: there uvloop saves
+3–11% of the server's CPU (docs/benchmarks.md). A relayed command is two: there it saves about 15% (24 against 28 µs
+per `SELECT 1` through the gateway, docs/gateway.md), which on a machine the database shares is as much more
+throughput. Both loops run the same code, and the tests run the gateway and the streams on both.
 """
 
 from __future__ import annotations
@@ -21,7 +21,14 @@ class EventLoopUnavailable(Exception):
 
 
 def resolve(choice: str) -> str:
-    """The loop to run ("asyncio" or "uvloop"); EventLoopUnavailable when uvloop is asked for but cannot load."""
+    """The loop to run ("asyncio" or "uvloop") for a setting ("auto", "asyncio" or "uvloop");
+    EventLoopUnavailable when uvloop is asked for but cannot load."""
+    if choice == "auto":
+        try:
+            import uvloop
+        except ImportError:
+            return "asyncio"
+        return "uvloop"
     if choice == "uvloop":
         try:
             import uvloop  # noqa: F401

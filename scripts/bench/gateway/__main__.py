@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 short rounds, a 50 MB result")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5)")
     parser.add_argument("--only", help=f"comma-separated phases to run, of {','.join(PHASES)} (default all)")
-    parser.add_argument("--no-uvloop", action="store_true", help="leave out fe with event_loop = uvloop")
+    parser.add_argument("--no-asyncio", action="store_true", help="leave out fe with event_loop = asyncio")
     parser.add_argument("--no-workers", action="store_true", help="leave out fe --workers 2")
     parser.add_argument("--fe-commit", default="HEAD", help="run fe/ as committed in this revision (default HEAD)")
     parser.add_argument("--work-tree", action="store_true", help="run fe/ as it is in the work tree instead")
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     options = Options(
         plan=plan,
         command=" ".join(["python -m scripts.bench.gateway", shlex.join(arguments)]).strip(),
-        with_uvloop=not args.no_uvloop,
+        with_asyncio=not args.no_asyncio,
         with_workers=not args.no_workers,
         work_tree=args.work_tree,
         fe_commit=args.fe_commit,

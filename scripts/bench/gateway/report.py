@@ -241,7 +241,7 @@ def render_text(result: BenchmarkResult) -> str:
     parts = []
     for title, header, rows in _sections(result):
         parts += [title, text_table(header, rows), ""]
-    parts.append("Verdicts (fe, standard asyncio loop, against MariaDB directly):")
+    parts.append("Verdicts (fe with its default settings, against MariaDB directly):")
     for verdict in result.verdicts():
         parts.append(f"  {verdict.word:4}  {verdict.goal}: {verdict.measured}")
     return "\n".join(parts)
@@ -260,7 +260,7 @@ def render_markdown(result: BenchmarkResult) -> str:
         "",
         "### Verdicts",
         "",
-        markdown_table(["goal", "measured (fe, standard asyncio loop)", "verdict"], _verdict_rows(result), False),
+        markdown_table(["goal", "measured (fe, default settings)", "verdict"], _verdict_rows(result), False),
         "",
     ]
     for title, header, rows in _sections(result):

@@ -11,10 +11,10 @@ MIB = 1024 * 1024
 MB = 1_000_000
 
 DIRECT = "direct"  # the client talking to MariaDB itself
-FE = "fe"  # the client talking to fe, which relays to the same MariaDB (the goals are about this one)
-FE_UVLOOP = "fe-uvloop"  # the same, fe with event_loop = uvloop (for information)
+FE = "fe"  # the client talking to fe (its defaults: uvloop), which relays to the same MariaDB (the goals' target)
+FE_ASYNCIO = "fe-asyncio"  # the same, fe with event_loop = asyncio, the standard library's loop (for information)
 FE_FRESH = "fe-fresh"  # fe whose pool never reuses a connection (upstream_pool_idle_seconds = 0): logins only
-FE_2W = "fe-2workers"  # fe --workers 2 on uvloop (for information, in the queries-per-second phase)
+FE_2W = "fe-2workers"  # fe --workers 2 (for information, in the queries-per-second phase)
 
 # The goals (issue 12, "Speed").
 GOAL_ADDED_MEDIAN_US = 150.0

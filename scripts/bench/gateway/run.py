@@ -18,7 +18,7 @@ from pathlib import Path
 from scripts.bench.fe_server import REPO_ROOT
 from scripts.bench.gateway import measure, profile
 from scripts.bench.gateway.measure import Client, Plan, ordered, say
-from scripts.bench.gateway.results import DIRECT, FE, FE_2W, FE_FRESH, FE_UVLOOP, BenchmarkResult, Environment
+from scripts.bench.gateway.results import DIRECT, FE, FE_2W, FE_ASYNCIO, FE_FRESH, BenchmarkResult, Environment
 from scripts.bench.gateway.servers import DATABASE, Stack, running_stack
 from scripts.bench.mysqlwire import client_tls_context
 
@@ -32,7 +32,7 @@ PROFILE_SECONDS = 4.0
 class Options:
     plan: Plan = field(default_factory=Plan)
     command: str = "python -m scripts.bench.gateway"
-    with_uvloop: bool = True
+    with_asyncio: bool = True
     with_workers: bool = True
     work_tree: bool = False  # run fe as it is in the work tree, not as committed
     fe_commit: str = "HEAD"  # the commit whose fe/ runs (unless work_tree)
@@ -109,8 +109,8 @@ def environment(options: Options, stack: Stack) -> Environment:
 
 def run_benchmark(options: Options) -> BenchmarkResult:
     fe_targets = [FE]
-    if options.with_uvloop:
-        fe_targets.append(FE_UVLOOP)
+    if options.with_asyncio:
+        fe_targets.append(FE_ASYNCIO)
     if "logins" in options.phases:
         fe_targets.append(FE_FRESH)
     if options.with_workers and "qps" in options.phases:
@@ -131,7 +131,7 @@ def run_benchmark(options: Options) -> BenchmarkResult:
 async def _measure(stack: Stack, options: Options, result: BenchmarkResult) -> None:
     plan = options.plan
     tls = client_tls_context()
-    targets = [DIRECT, FE] + ([FE_UVLOOP] if options.with_uvloop else [])
+    targets = [DIRECT, FE] + ([FE_ASYNCIO] if options.with_asyncio else [])
     clients = {target: Client(stack, target, tls) for target in [DIRECT, *stack.fe]}
     fe_pid = stack.fe_pid(FE)
     assert fe_pid is not None

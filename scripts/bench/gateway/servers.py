@@ -22,7 +22,7 @@ from pathlib import Path
 import psutil
 
 from scripts.bench.fe_server import REPO_ROOT, FeServer
-from scripts.bench.gateway.results import FE, FE_2W, FE_FRESH, FE_UVLOOP
+from scripts.bench.gateway.results import FE, FE_2W, FE_ASYNCIO, FE_FRESH
 from scripts.bench.mariadb import BENCH_PASSWORD, BENCH_USER, MariaDbServer, ensure_installed
 
 DATABASE = "gwbench"  # holds nothing: MariaDB's sequence engine answers seq_1_to_N in any database
@@ -32,11 +32,11 @@ FE_PASSWORD = "gw-password-1"
 # What each fe target changes from fe's defaults (besides the upstream settings every one of them has).
 FE_SETTINGS: dict[str, dict[str, str]] = {
     FE: {},
-    FE_UVLOOP: {"FE_EVENT_LOOP": "uvloop"},
+    FE_ASYNCIO: {"FE_EVENT_LOOP": "asyncio"},
     # An idle connection is expired as soon as it is back in the pool: every login opens a fresh one (the pool
     # cannot be turned off: upstream_pool_size = 0 stops fe at start, see docs/gateway.md).
     FE_FRESH: {"FE_UPSTREAM_POOL_IDLE_SECONDS": "0"},
-    FE_2W: {"FE_EVENT_LOOP": "uvloop"},  # the fastest setting of each: two workers on uvloop
+    FE_2W: {},  # two workers, on the default loop
 }
 WORKERS = {FE_2W: 2}
 
