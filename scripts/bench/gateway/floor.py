@@ -7,8 +7,9 @@ fe's gateway (16 clients, `SELECT 1`, queries per second) next to MariaDB direct
 The relay passes MariaDB's greeting and the client's SSLRequest through, runs TLS with each side over memory BIOs,
 then hands the decrypted bytes of each side to the other without looking at them: no login of its own, no routing,
 no response tracking, no sequence ids — about the least Python a relay that terminates TLS on both legs can run per
-query (one receive, one decryption, one encryption and one send per direction). Whatever fe does on top costs
-more; so if this relay cannot reach a ratio on an event loop, fe cannot either (see docs/gateway.md).
+query (one receive, one decryption, one encryption and one send per direction). On uvloop whatever fe does on top
+costs more, so what this relay cannot reach there fe cannot either (see docs/gateway.md). On the standard loop it is
+no floor: its transports begin as asyncio streams and change protocols, which costs it more there than fe's path.
 """
 
 from __future__ import annotations
