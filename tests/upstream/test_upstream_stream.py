@@ -67,6 +67,15 @@ async def _settle(seconds: float = 0.3) -> None:
     await asyncio.sleep(seconds)
 
 
+async def _until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    """Wait for `condition` (polled), however slow the machine; AssertionError after `seconds`."""
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the condition never came true")
+
+
 @pytest.mark.parametrize("loop", LOOPS)
 @pytest.mark.parametrize("tls", [False, True])
 def test_reading_stops_at_twice_the_limit_and_resumes_at_it(
@@ -79,7 +88,8 @@ def test_reading_stops_at_twice_the_limit_and_resumes_at_it(
         stream = await _open(server, files, limit)
         try:
             stream.write(b"go")
-            await _settle()
+            await _until(lambda: stream.unread > 2 * limit)
+            await _settle()  # time to read more, if reading had not paused
             # Whatever the socket had when reading paused (one read's worth) may come on top of twice the limit.
             assert 2 * limit < stream.unread <= 2 * limit + 256 * 1024
             assert stream.transport is not None and not stream.transport.is_reading()
@@ -119,13 +129,11 @@ def test_a_receiver_that_pauses_gets_nothing_more_until_it_resumes(
         try:
             stream.receiver = receiver
             stream.write(b"go")
-            await _settle()
+            await _until(lambda: len(received) >= 1)
+            await _settle()  # time for more to arrive, if pausing did not hold it back
             assert len(received) == 1
             stream.resume_reading()
-            for _ in range(200):
-                if sum(received) >= 256 * CHUNK:
-                    break
-                await asyncio.sleep(0.02)
+            await _until(lambda: sum(received) >= 256 * CHUNK)
             assert sum(received) == 256 * CHUNK  # nothing lost, nothing twice
         finally:
             stream.abort()
@@ -157,9 +165,9 @@ def test_a_tls_handshake_cancelled_as_the_servers_answer_arrives(loop: str, cert
         stream.task = asyncio.ensure_future(stream.start_tls(_client_context(certificates.ca), "localhost"))
         with pytest.raises(asyncio.CancelledError):
             await stream.task
+        await _until(lambda: stream.transport is not None and stream.transport.is_closing())
         await _settle(0.2)
         assert errors == []
-        assert stream.transport is not None and stream.transport.is_closing()
         server.close()
 
     eventloop.run(main(), loop)
@@ -186,8 +194,7 @@ def test_bytes_written_after_the_upstream_closed_are_dropped_and_the_read_says_s
 
         server = await _serve(goodbye, None)
         stream = await UpstreamStream.open("127.0.0.1", _port(server))
-        await _settle(0.2)
-        assert stream.closed
+        await _until(lambda: stream.closed)
         stream.write(b"too late")  # uvloop would raise RuntimeError for its closed transport
         await stream.drain()
         assert await stream.read(100) == b"bye"
