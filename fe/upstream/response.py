@@ -3,8 +3,9 @@ says how many of them belong to the response, so they can be forwarded unchanged
 arrive, and when the response is complete, with the status flags of its last OK or EOF packet.
 
 Only packet headers and the first bytes of each packet are looked at; a packet's payload is never gathered,
-so a result of any size, and packets of 16 MiB and more (continuation packets), pass in bounded memory. A packet
-whose first PEEK bytes have not all arrived yet is left unconsumed until they have (at most PEEK + 3 bytes).
+so a result of any size, and packets of 16 MiB and more (continuation packets), pass in bounded memory. A row or a
+column definition is passed on once its header and first byte have arrived; any other packet whose first PEEK bytes
+have not all arrived yet is left unconsumed until they have (at most PEEK + 3 bytes).
 """
 
 from __future__ import annotations
@@ -219,14 +220,18 @@ class ResponseTracker:
                     raise _out_of_sequence(data[pos + 3], seq)
                 continued = length == MAX_PAYLOAD
             else:
+                if not length:  # (a server never sends one as a packet of a response)
+                    if data[pos + 3] != seq:
+                        raise _out_of_sequence(data[pos + 3], seq)
+                    raise UpstreamProtocolError("empty packet in a response")
                 if end == body:
                     break
                 first = data[body]
-                if state in _ROW_STATES and first < 0xFE and length:  # one more row
+                if state in _ROW_STATES and first < 0xFE:  # one more row
                     if data[pos + 3] != seq:
                         raise _out_of_sequence(data[pos + 3], seq)
                     continued = length == MAX_PAYLOAD
-                elif state == _S_COLUMNS and first != 0xFF and 0 < length < MAX_PAYLOAD:
+                elif state == _S_COLUMNS and first != 0xFF and length < MAX_PAYLOAD:
                     if data[pos + 3] != seq:
                         raise _out_of_sequence(data[pos + 3], seq)
                     left -= 1
@@ -237,8 +242,6 @@ class ResponseTracker:
                         break
                     if data[pos + 3] != seq:
                         raise _out_of_sequence(data[pos + 3], seq)
-                    if not length:
-                        raise UpstreamProtocolError("empty packet in a response")
                     continued = length == MAX_PAYLOAD
                     if state == _S_RESULT and 0 < first < 0xFB and not continued:
                         left = first  # a result set's column count, in one byte: the usual first packet

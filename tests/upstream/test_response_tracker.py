@@ -211,6 +211,25 @@ def test_local_infile_is_refused_when_the_client_did_not_allow_it() -> None:
         track(Com.QUERY, wire([b"\xfbfile.csv"]))
 
 
+@pytest.mark.parametrize(
+    ("command", "before"),
+    [
+        (Com.QUERY, b""),  # where the first packet goes
+        (Com.QUERY, b"\x01\x00\x00\x01\x01"),  # among column definitions
+        (Com.STMT_FETCH, b""),  # among binary rows
+        (Com.FIELD_LIST, b""),
+        (Com.PING, b""),
+    ],
+)
+def test_an_empty_packet_is_refused_as_soon_as_it_is_there(command: int, before: bytes) -> None:
+    """A server never sends a 0-length packet in a response (only after a 16 MiB one, as its end): refused at once,
+    not held back for bytes that may never come."""
+    seq = 2 if before else 1
+    tracker = ResponseTracker(command, EOF_CAPS)
+    with pytest.raises(UpstreamProtocolError, match="empty packet in a response"):
+        tracker.feed(before + bytes((0, 0, 0, seq)))
+
+
 def test_a_sequence_gap_is_a_protocol_error() -> None:
     data = wire([lenenc_int(1)]) + wire([messages.column_definition("a")], seq=3)
     with pytest.raises(UpstreamProtocolError, match="sequence id 3, expected 2"):
