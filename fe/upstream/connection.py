@@ -194,7 +194,7 @@ class UpstreamConnection:
         return response is not None and response.awaiting_infile
 
     def end_direct(self) -> None:
-        """The response ended (or stopped for a LOCAL INFILE file): its bytes go to the StreamReader again."""
+        """The response ended (or stopped for a LOCAL INFILE file): its bytes wait for read() again."""
         self._stream.receiver = None
         response = self._protocol.response
         if response is not None and response.error is not None:
