@@ -146,26 +146,16 @@ class UpstreamConnection:
     # ---- relaying from the transports' callbacks (fe.server.fast_relay) ----
 
     @property
-    def quiet(self) -> bool:
-        """Nothing arrived since the last response: no goodbye ERR, no close. (When something did, the general
-        path, relay(), reads and reports it.)"""
-        stream = self._stream
-        return not stream.unread and not stream.closed
-
-    @property
     def ready_for_direct(self) -> bool:
-        """`quiet`, and the upstream takes what it is sent (send_direct can go now)."""
+        """send_direct can go now: nothing arrived since the last response (no goodbye ERR, no close: when something
+        did, the general path, relay(), reads and reports it) and the upstream takes what it is sent."""
         return self._stream.ready
-
-    @property
-    def write_paused(self) -> bool:
-        """The upstream is not taking what was sent (its transport's buffer is over the high-water mark)."""
-        return self._stream.write_paused
 
     def send_direct(self, payload: bytes, receiver: Receiver) -> ResponseTracker:
         """Send one command; the bytes of its response then go to `receiver` as they arrive (b"": the upstream
-        closed), for `direct_data`, until `end_direct`. Raises UpstreamError (the connection is then broken) and
-        UnsupportedCommand as relay() does."""
+        closed), for `direct_data`, until `end_direct`. Returns the response's tracker (its `done`, its
+        `awaiting_infile`). Raises UpstreamError (the connection is then broken) and UnsupportedCommand as relay()
+        does."""
         wire = self._start(payload)
         stream = self._stream
         stream.receiver = receiver
@@ -182,16 +172,6 @@ class UpstreamConnection:
         except (UpstreamError, UpstreamProtocolError) as exc:
             self.abort()
             raise translate(exc, f"upstream {self.server.address}", "mid-result") from exc
-
-    @property
-    def response_done(self) -> bool:
-        response = self._protocol.response
-        return response is None or response.done
-
-    @property
-    def awaiting_infile(self) -> bool:
-        response = self._protocol.response
-        return response is not None and response.awaiting_infile
 
     def end_direct(self) -> None:
         """The response ended (or stopped for a LOCAL INFILE file): its bytes wait for read() again."""

@@ -18,7 +18,7 @@ from fe.upstream.connect import connect
 from fe.upstream.connection import UpstreamConnection
 from fe.upstream.endpoint import UpstreamServer
 from fe.upstream.errors import Reason, UpstreamError
-from fe.upstream.response import Outcome
+from fe.upstream.response import Outcome, ResponseTracker
 from tests.support.mariadb_server import MariaDbServer
 from tests.support.upstream_wire import Collector, QueryFailed, err_code, query, scalar, split_packets
 from tests.upstream.conftest import CLIENT_CAPS, EOF_CLIENT_CAPS, NATIVE
@@ -290,16 +290,16 @@ async def test_a_cancelled_relay_breaks_the_connection(upstream_tls: UpstreamSer
 async def test_the_direct_relay_sees_what_the_upstream_said_between_commands(
     conn: UpstreamConnection, mariadb: MariaDbServer
 ) -> None:
-    """UpstreamConnection.quiet: nothing arrived since the last response. A killed session's goodbye (an ERR, a
-    close) makes it False, so the fast relay leaves the next command to the general path, which reports it."""
+    """UpstreamConnection.ready_for_direct: nothing arrived since the last response. A killed session's goodbye (an
+    ERR, a close) makes it False, so the fast relay leaves the next command to the general path, which reports it."""
     assert await scalar(conn, "SELECT 1") == b"1"
-    assert conn.quiet
+    assert conn.ready_for_direct
     mariadb.execute(f"KILL {conn.connection_id}")
     for _ in range(100):
-        if not conn.quiet:
+        if not conn.ready_for_direct:
             break
         await asyncio.sleep(0.02)
-    assert not conn.quiet
+    assert not conn.ready_for_direct
     with pytest.raises(UpstreamError) as caught:
         await scalar(conn, "SELECT 1")
     assert caught.value.reason is Reason.CLOSED
@@ -310,16 +310,17 @@ async def test_a_command_relayed_from_the_transports_callbacks(conn: UpstreamCon
     received: list[bytes] = []
     forwarded: list[bytes] = []
     done = asyncio.get_running_loop().create_future()
+    responses: list[ResponseTracker] = []  # send_direct's, before any of its bytes arrive
 
     def receiver(data: bytes) -> None:
         received.append(data)
         forwarded.append(conn.direct_data(data))
-        if conn.response_done and not done.done():
+        if responses[0].done and not done.done():
             conn.end_direct()
             done.set_result(None)
 
-    conn.send_direct(b"\x03SELECT id, v FROM t ORDER BY id", receiver)
+    responses.append(conn.send_direct(b"\x03SELECT id, v FROM t ORDER BY id", receiver))
     await asyncio.wait_for(done, 10)
     assert b"".join(forwarded) == b"".join(received)
     assert len(split_packets(b"".join(forwarded))) == 1 + 2 + (0 if deprecate_eof(conn) else 1) + 5 + 1
-    assert await scalar(conn, "SELECT 2") == b"2"  # the StreamReader has the connection back
+    assert await scalar(conn, "SELECT 2") == b"2"  # read() has the connection back

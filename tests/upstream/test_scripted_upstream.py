@@ -162,7 +162,7 @@ async def _closed_between_commands() -> None:
 
     async def closed(connection: UpstreamConnection) -> UpstreamConnection:
         for _ in range(200):
-            if not connection.quiet:
+            if not connection.ready_for_direct:
                 return connection
             await asyncio.sleep(0.01)
         raise AssertionError("the upstream's close never arrived")
