@@ -161,15 +161,12 @@ class ServerProtocol:
         """Feed received bytes. True when the client is far ahead (more than two packets' worth buffered and not
         yet handed out): the driver should stop reading until events are taken."""
         decoder = self._decoder
-        buffer = decoder.buffer
-        buffer += data  # (PacketDecoder.feed, inlined: this runs for every command)
-        return len(buffer) + decoder.chunks_size > 2 * decoder.limit + 65536
+        return decoder.feed(data) > 2 * decoder.limit + 65536
 
     @property
     def buffered(self) -> int:
         """Bytes received and not yet handed out as events (for the driver's read backpressure)."""
-        decoder = self._decoder
-        return len(decoder.buffer) + decoder.chunks_size
+        return self._decoder.buffered
 
     @property
     def read_limit(self) -> int:
