@@ -189,8 +189,7 @@ class FastRelay:
         self._protocol.relayed(0)
 
     def _end_response(self) -> None:
-        if self._read_timer is not None:
-            self._cancel_read_timer()
+        self._cancel_read_timer()
         if self._upstream_paused:  # the next command's answer may be read (and paused again if need be)
             self._upstream_paused = False
             self._connection.resume_reading()

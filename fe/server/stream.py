@@ -234,8 +234,7 @@ class PacketStream(asyncio.Protocol):
             self.close_when_idle()
             return
         wake = tap.take_commands()
-        if self._paused_reading:
-            self._resume_reading_if_drained()
+        self._resume_reading_if_drained()
         if wake:
             self._wake()
 
@@ -347,35 +346,27 @@ class PacketStream(asyncio.Protocol):
 
     def send_now(self, data: bytes) -> bool:
         """Send at once (what is queued first); False when the client is gone."""
-        transport = self.transport
-        if transport is None or transport.is_closing():
+        if self.transport is None or self.transport.is_closing():
             return False
         if self._outgoing:
             self.flush()
+        self._write(data)
+        return True
+
+    def _write(self, data: bytes) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
         tls = self._tls
         if tls is None:
             transport.write(data)
-            return True
+            return
         try:
             tls.write(data)
         except ssl.SSLError:
             self.abort()
-            return False
-        transport.write(self._tls_out.read())  # type: ignore[union-attr]
-        return True
-
-    def _write(self, data: bytes) -> None:
-        if self.transport is None or self.transport.is_closing():
             return
-        if self._tls is not None:
-            try:
-                self._tls.write(data)
-            except ssl.SSLError:
-                self.abort()
-                return
-            self._flush_tls()
-        else:
-            self.transport.write(data)
+        transport.write(self._tls_out.read())  # type: ignore[union-attr]  # (what write() encrypted, always some)
 
     async def drain(self, timeout: float | None = None) -> None:
         """Send what is queued and, while the transport's buffer is over its high-water mark, wait for the client
@@ -453,8 +444,7 @@ class PacketStream(asyncio.Protocol):
             # 16 KiB, so a shorter read took all that was decrypted.)
             if not tls_in.pending and (len(chunk) < _TLS_READ_SIZE or not tls.pending()):
                 break
-        if self._tls_out.pending:  # type: ignore[union-attr]  # (rarely, after the handshake: TLS's own messages)
-            self._flush_tls()
+        self._flush_tls()
 
     def _flush_tls(self) -> None:
         out = self._tls_out

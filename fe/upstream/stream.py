@@ -268,19 +268,14 @@ class UpstreamStream(asyncio.Protocol):
             if not chunk:
                 self._lost(None)
                 break
-            receiver = self.receiver
-            if receiver is not None:
-                receiver(chunk)
-            else:
-                self._deliver(chunk)
+            self._deliver(chunk)
             if self._held or self._over_limit:
                 break  # the rest waits in the BIO until reading resumes (_update_reading)
             # Nothing left to decrypt: spare the SSLWantReadError another read() would raise. (A record holds at most
             # 16 KiB, so a shorter read took all that was decrypted.)
             if not tls_in.pending and (len(chunk) < _TLS_READ_SIZE or not tls.pending()):
                 break
-        if self._tls_out.pending:  # type: ignore[union-attr]  # (rarely: TLS's own messages, a key update)
-            self._flush_tls()
+        self._flush_tls()  # (rarely anything: TLS's own messages, a key update)
 
     def _flush_tls(self) -> None:
         out, transport = self._tls_out, self.transport
