@@ -359,8 +359,7 @@ class ServerProtocol:
         """The driver passed packets of the current command's reply through unchanged (from an upstream database,
         numbered by it; `last_seq` is the last one's id). `infile`: that packet was a LOCAL INFILE request, so the
         client's file packets come next (InfileData), and the reply goes on after them."""
-        if self.phase is not _COMMAND:
-            self._require(_COMMAND, sending="a relayed reply")
+        self._require(_COMMAND, sending="a relayed reply")
         if not self._awaiting_reply:
             raise LocalProtocolError("no command is waiting for a reply")
         self._seq = (last_seq + 1) & 0xFF

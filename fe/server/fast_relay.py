@@ -75,7 +75,6 @@ class FastRelay:
         self._upstream = upstream
         self._connection = upstream.connection
         self._expires_at = expires_at  # wall-clock end of the session's token, or inf
-        self._expires = expires_at != math.inf
         self._read_timeout = read_timeout or 0.0
         self._broken = broken
         self._loop = asyncio.get_running_loop()
@@ -123,7 +122,7 @@ class FastRelay:
             return False
         if command == _COM_QUERY and is_fe_query(body):
             return False
-        if self._expires and time.time() >= self._expires_at:
+        if self._expires_at != math.inf and time.time() >= self._expires_at:
             return False
         connection = self._connection
         if not connection.ready_for_direct:

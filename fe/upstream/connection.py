@@ -135,8 +135,7 @@ class UpstreamConnection:
         return await self._run(wire, sink, self.server.read_timeout)
 
     def _start(self, payload: bytes) -> bytes:
-        if self.broken or self._protocol.phase is not Phase.COMMAND:
-            self._check_usable()
+        self._check_usable()
         try:
             return self._protocol.command(payload)
         except (UpstreamError, UpstreamProtocolError) as exc:  # it closed the session since the last command

@@ -262,8 +262,10 @@ class ClientProtocol:
         return bool(self.status & Status.IN_TRANS)
 
     def _require_idle(self, sending: str) -> None:
-        self._require(Phase.COMMAND, sending)
-        if self.busy:
+        if self.phase is not _COMMAND:
+            self._require(_COMMAND, sending)  # (raises)
+        response = self.response
+        if response is not None and not response.done:  # (busy, read in place: this runs for every command)
             raise LocalProtocolError(f"cannot send {sending} while a response is in progress")
         if self._tail:
             # Between commands the upstream only ever speaks to say goodbye (shutdown, idle timeout, KILL).
@@ -303,9 +305,7 @@ class ClientProtocol:
         Its response is then followed by `response_data`. Raises UnsupportedCommand for COM_CHANGE_USER (see
         change_user), COM_QUIT (see quit) and commands whose response cannot be followed; UpstreamError when
         the upstream said goodbye since the last response."""
-        response = self.response
-        if self.phase is not _COMMAND or self._tail or (response is not None and not response.done):
-            self._require_idle("a command")  # (raises)
+        self._require_idle("a command")
         if not payload:
             raise LocalProtocolError("empty command")
         command = payload[0]

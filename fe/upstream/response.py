@@ -250,8 +250,7 @@ class ResponseTracker:
                         self._state, self._seq, self._left = state, (seq + 1) & 0xFF, left
                         if first == 0xFE and 5 <= length < 7 and state in _EOF_STATES:
                             # An EOF packet (FE, warnings, status) ends the column definitions or the rows.
-                            self.warnings = data[body + 1] | data[body + 2] << 8
-                            self.status = data[body + 3] | data[body + 4] << 8
+                            self._status(data, body, length)
                             self._ended(state)
                         else:
                             try:
