@@ -192,19 +192,24 @@ class UpstreamPool:
     # ---- releasing ----
 
     async def release(self, connection: UpstreamConnection) -> bool:
-        """Give a connection back. It is kept for reuse only if open, between commands, outside a transaction,
-        and (with reset_on_release) COM_RESET_CONNECTION succeeds; otherwise it is closed. True if kept."""
+        """Give a connection back. It is kept for reuse only if open, between commands, and (with
+        reset_on_release) COM_RESET_CONNECTION succeeds and leaves no transaction open (it rolls back the one a
+        session left: clients whose autocommit is off by default, Connector/Python and PyMySQL among them, leave
+        one after any read); without reset_on_release, only outside a transaction. Otherwise it is closed. True
+        if kept."""
         key = self._leased.pop(connection, None)
         if key is None:
             await connection.close()  # not ours (or released twice): never pooled
             return False
-        keep = not self._closed and connection.usable and not connection.in_transaction
+        keep = not self._closed and connection.usable
         try:
             if keep and self.reset_on_release:
                 keep = False  # until the reset succeeds: any failure (a cancellation too) closes the connection
                 with contextlib.suppress(UpstreamError):
                     await connection.reset()
-                    keep = True
+                    keep = not connection.in_transaction
+            elif connection.in_transaction:
+                keep = False
         finally:
             if not keep:
                 await self._close(connection)

@@ -1,13 +1,15 @@
 """The upstream pool against a real MariaDB: reuse through COM_CHANGE_USER with the new session's attributes,
-the release rules (no transaction, not mid-response, not broken), one key per account and relayed flags, the
-size bound, idle expiry, connections that died while idle, refused accounts."""
+the release rules (a reset, which rolls back a transaction left open; never mid-response or broken), one key per
+account and relayed flags, the size bound, idle expiry, connections that died while idle, refused accounts."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 
+import pymysql
 import pytest
 
 from fe.upstream.endpoint import UpstreamAccount, UpstreamServer
@@ -61,12 +63,60 @@ async def test_release_drops_the_old_sessions_locks_at_once(pool: UpstreamPool, 
     assert mariadb.execute("SELECT IS_FREE_LOCK('fe_pool_lock')") == [(1,)]
 
 
-async def test_a_connection_in_a_transaction_is_closed_on_release(pool: UpstreamPool, mariadb: MariaDbServer) -> None:
+async def test_a_transaction_left_open_is_rolled_back_and_the_connection_kept(
+    pool: UpstreamPool, mariadb: MariaDbServer
+) -> None:
+    """What a session of a client whose autocommit is off (PyMySQL's and Connector/Python's default) leaves after
+    any read or write: the reset rolls it back, its locks go, and the connection serves the next session."""
     connection = await pool.acquire(NATIVE, client_capabilities=CLIENT_CAPS)
-    await query(connection, "BEGIN")
-    assert not await pool.release(connection)
-    assert connection.broken and pool.stats.open == 0
-    await asyncio.to_thread(wait_until_gone, mariadb, connection.connection_id)
+    await query(connection, "SET autocommit = 0")
+    await query(connection, "INSERT INTO fe_test.t VALUES (300, 'never committed')")
+    await query(connection, "SELECT * FROM fe_test.t WHERE id = 1 FOR UPDATE")
+    assert connection.in_transaction
+    assert await pool.release(connection)
+    assert not connection.in_transaction and pool.stats.idle == 1
+    assert mariadb.execute("SELECT COUNT(*) FROM fe_test.t WHERE id = 300") == [(0,)]
+    mariadb.execute("UPDATE fe_test.t SET v = 'one' WHERE id = 1")  # the row lock went with the transaction
+    again = await pool.acquire(NATIVE, client_capabilities=CLIENT_CAPS)
+    assert again is connection and await scalar(again, "SELECT @@autocommit") == b"1"
+
+
+async def test_an_xa_transaction_left_open_never_reaches_the_next_session(
+    pool: UpstreamPool, mariadb: MariaDbServer
+) -> None:
+    for steps in (["XA START 'fe-xa-1'"], ["XA START 'fe-xa-2'", "XA END 'fe-xa-2'", "XA PREPARE 'fe-xa-2'"]):
+        connection = await pool.acquire(NATIVE, client_capabilities=CLIENT_CAPS)
+        for step in steps:
+            await query(connection, step)
+        kept = await pool.release(connection)
+        if kept:  # then the next session may start a transaction of its own
+            again = await pool.acquire(NATIVE, client_capabilities=CLIENT_CAPS)
+            await query(again, "XA START 'fe-xa-next'")
+            await query(again, "XA END 'fe-xa-next'")
+            await query(again, "XA ROLLBACK 'fe-xa-next'")
+            assert await pool.release(again)
+        else:
+            assert connection.broken
+    # A prepared XA transaction outlives its session on MariaDB (as it would a disconnection), detached from the
+    # connection: someone who knows its xid ends it (MariaDB reports the rollback as error 1402).
+    assert [row[3] for row in mariadb.execute("XA RECOVER")] == [b"fe-xa-2"]
+    with contextlib.suppress(pymysql.err.OperationalError):
+        mariadb.execute("XA ROLLBACK 'fe-xa-2'")
+    assert mariadb.execute("XA RECOVER") == []
+
+
+async def test_without_reset_a_connection_in_a_transaction_is_closed(
+    upstream_tls: UpstreamServer, mariadb: MariaDbServer
+) -> None:
+    pool = UpstreamPool(upstream_tls, max_size=1, reset_on_release=False)
+    try:
+        connection = await pool.acquire(NATIVE, client_capabilities=CLIENT_CAPS)
+        await query(connection, "BEGIN")
+        assert not await pool.release(connection)
+        assert connection.broken and pool.stats.open == 0
+        await asyncio.to_thread(wait_until_gone, mariadb, connection.connection_id)
+    finally:
+        await pool.close()
 
 
 async def test_a_connection_mid_response_is_closed_on_release(pool: UpstreamPool, mariadb: MariaDbServer) -> None:
