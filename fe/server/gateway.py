@@ -18,6 +18,7 @@ from pathlib import Path
 from fe.config import ConfigError, Settings
 from fe.mysql.constants import SERVER_CAPABILITIES, Capability
 from fe.upstream.capabilities import relayable
+from fe.upstream.connect import open_stream
 from fe.upstream.connection import UpstreamConnection
 from fe.upstream.endpoint import UpstreamAccount, UpstreamServer
 from fe.upstream.errors import UpstreamError
@@ -79,7 +80,7 @@ class Gateway:
         stream: UpstreamStream | None = None
         try:
             async with asyncio.timeout(self.server.connect_timeout):
-                stream = await UpstreamStream.open(self.server.host, self.server.port)
+                stream = await open_stream(self.server)
                 greeting = await read_greeting(stream, ClientProtocol(), f"upstream {self.server.address}")
         except (OSError, TimeoutError, UpstreamError) as exc:
             log.warning("upstream %s: cannot read its greeting yet: %s", self.server.address, exc)
@@ -166,9 +167,12 @@ def make_gateway(settings: Settings, environ: Mapping[str, str] = os.environ) ->
     """The gateway the settings describe, or None without `upstream`; ConfigError names what is wrong."""
     if not settings.upstream:
         return None
+    socket_path = settings.upstream if settings.upstream.startswith("/") else ""
     host, _, port_text = settings.upstream.rpartition(":")
-    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ConfigError(f"upstream must be host:port, got {settings.upstream!r}")
+    if socket_path:
+        host, port_text = "localhost", "0"
+    elif not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"upstream must be host:port or a Unix socket's absolute path, got {settings.upstream!r}")
     try:
         mode = TlsMode(settings.upstream_tls)
     except ValueError:
@@ -182,6 +186,7 @@ def make_gateway(settings: Settings, environ: Mapping[str, str] = os.environ) ->
         TlsOptions(mode, ca_file),
         connect_timeout=settings.upstream_connect_timeout_seconds,
         read_timeout=settings.upstream_read_timeout_seconds or None,
+        socket_path=socket_path,
     )
     default = None
     if settings.upstream_user:

@@ -43,16 +43,17 @@ AuthStep = Reply | Finished | Refused | None  # None: nothing to send, wait for 
 
 
 class ClientAuth:
-    """One exchange. `tls`: the connection is encrypted; `loopback`: the peer is this host. The password goes in
-    cleartext only over TLS, or, for mysql_clear_password, to a loopback peer. caching_sha2_password's full
-    authentication without TLS always encrypts with the server's RSA key (servers refuse a cleartext password
-    over plain TCP, loopback included), `server_public_key` (PEM) if pinned, else the key the server sends."""
+    """One exchange. `secure`: the connection is encrypted or the database's Unix socket; `loopback`: the peer is
+    this host. The password goes in cleartext only over a secure connection, or, for mysql_clear_password, to a
+    loopback peer. caching_sha2_password's full authentication over plain TCP always encrypts with the server's
+    RSA key (servers refuse a cleartext password over plain TCP, loopback included), `server_public_key` (PEM) if
+    pinned, else the key the server sends."""
 
-    __slots__ = ("_awaiting_key", "loopback", "nonce", "password", "plugin", "server_public_key", "tls")
+    __slots__ = ("_awaiting_key", "loopback", "nonce", "password", "plugin", "secure", "server_public_key")
 
-    def __init__(self, password: str, *, tls: bool, loopback: bool, server_public_key: bytes | None = None) -> None:
+    def __init__(self, password: str, *, secure: bool, loopback: bool, server_public_key: bytes | None = None) -> None:
         self.password = password.encode()
-        self.tls = tls
+        self.secure = secure
         self.loopback = loopback
         self.server_public_key = server_public_key
         self.plugin = ""
@@ -100,7 +101,7 @@ class ClientAuth:
         if plugin in _SCRAMBLED:
             return Reply(self._scramble())
         if plugin == PLUGIN_CLEARTEXT:
-            return Reply(self._cleartext(allowed=self.tls or self.loopback))
+            return Reply(self._cleartext(allowed=self.secure or self.loopback))
         raise UpstreamError(Reason.PROTOCOL, f"the upstream account uses authentication plugin {plugin!r}")
 
     def _cleartext(self, allowed: bool) -> bytes:
@@ -120,7 +121,7 @@ class ClientAuth:
             return None
         if data != _FULL_AUTH:
             raise MalformedPacket(f"unexpected caching_sha2_password data {data[:8]!r}")
-        if self.tls:
+        if self.secure:
             return Reply(self._cleartext(allowed=True))
         if self.server_public_key is not None:
             return Reply(self._encrypted(self.server_public_key))

@@ -20,6 +20,13 @@ from fe.upstream.stream import UpstreamStream
 from fe.upstream.tls import TlsMode, client_context
 
 
+async def open_stream(server: UpstreamServer) -> UpstreamStream:
+    """A connection to the upstream's Unix socket or TCP port (raises OSError, socket.gaierror)."""
+    if server.socket_path:
+        return await UpstreamStream.open_unix(server.socket_path)
+    return await UpstreamStream.open(server.host, server.port)
+
+
 def _is_loopback(peer: object) -> bool:
     if not isinstance(peer, tuple) or not peer:
         return False
@@ -47,17 +54,18 @@ async def connect(
     try:
         async with asyncio.timeout(server.connect_timeout):
             try:
-                stream = await UpstreamStream.open(server.host, server.port)
+                stream = await open_stream(server)
             except socket.gaierror as exc:
                 raise UpstreamError(Reason.DOWN, f"{where} is down: cannot resolve {server.host}: {exc}") from exc
             except OSError as exc:
                 reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
                 raise UpstreamError(Reason.DOWN, f"{where} is down: {reason}") from exc
-            loopback = _is_loopback(stream.peername())
-            protocol = ClientProtocol()
+            local = bool(server.socket_path)
+            loopback = local or _is_loopback(stream.peername())
+            protocol = ClientProtocol(unix_socket=local)
             greeting = await read_greeting(stream, protocol, where)
             capabilities = upstream_capabilities(client_capabilities, greeting.capabilities)
-            context = client_context(server.tls)
+            context = None if local else client_context(server.tls)
             if context is not None:
                 if not greeting.capabilities & Capability.SSL:
                     raise UpstreamError(Reason.TLS, f"{where} does not offer TLS (upstream TLS is {server.tls.mode})")

@@ -104,11 +104,13 @@ class ClientProtocol:
         "greeting",
         "phase",
         "response",
+        "secure",
         "status",
         "tls",
     )
 
-    def __init__(self) -> None:
+    def __init__(self, *, unix_socket: bool = False) -> None:
+        """`unix_socket`: the connection is the database's Unix socket, a secure transport without TLS."""
         self._decoder = PacketDecoder(HANDSHAKE_PACKET_LIMIT)
         self._seq = 0
         self._auth: ClientAuth | None = None
@@ -118,6 +120,7 @@ class ClientProtocol:
         self.greeting: Greeting | None = None
         self.capabilities = 0  # as sent in the HandshakeResponse (SSL included when on TLS)
         self.tls = False
+        self.secure = unix_socket  # a password may go in cleartext: over TLS or a Unix socket
         self.status = 0  # the session's status flags as of the last OK or EOF
         self.response: ResponseTracker | None = None  # the current (or last) command's response
 
@@ -212,6 +215,7 @@ class ClientProtocol:
     def tls_established(self) -> None:
         self._require(Phase.TLS, "the end of the TLS handshake")
         self.tls = True
+        self.secure = True
         self.phase = Phase.HANDSHAKE
 
     def handshake_response(
@@ -232,7 +236,7 @@ class ClientProtocol:
         self._require(Phase.HANDSHAKE, "a handshake response")
         self._check_capabilities(capabilities)
         assert self.greeting is not None
-        self._auth = ClientAuth(password, tls=self.tls, loopback=loopback, server_public_key=server_public_key)
+        self._auth = ClientAuth(password, secure=self.secure, loopback=loopback, server_public_key=server_public_key)
         plugin, auth_response = self._auth.start(self.greeting.auth_plugin, self.greeting.nonce)
         if self.tls:
             capabilities |= Capability.SSL
@@ -290,7 +294,7 @@ class ClientProtocol:
         """COM_CHANGE_USER: the upstream resets the session and logs `user` in again (events as for the login)."""
         self._require_idle("COM_CHANGE_USER")
         assert self.greeting is not None
-        self._auth = ClientAuth(password, tls=self.tls, loopback=loopback, server_public_key=server_public_key)
+        self._auth = ClientAuth(password, secure=self.secure, loopback=loopback, server_public_key=server_public_key)
         plugin, auth_response = self._auth.start(self.greeting.auth_plugin, self.greeting.nonce)
         payload = packets.change_user(
             self.capabilities, charset, user, auth_response, database, plugin, attributes or {}

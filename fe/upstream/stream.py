@@ -65,6 +65,12 @@ class UpstreamStream(asyncio.Protocol):
         _, stream = await asyncio.get_running_loop().create_connection(lambda: cls(limit), host, port)
         return stream
 
+    @classmethod
+    async def open_unix(cls, path: str, limit: int = READ_SIZE) -> UpstreamStream:
+        """A connection to a Unix socket (raises OSError)."""
+        _, stream = await asyncio.get_running_loop().create_unix_connection(lambda: cls(limit), path)
+        return stream
+
     # ---- asyncio.Protocol callbacks ----
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -79,6 +79,12 @@ def upstream_tls(mariadb: MariaDbServer) -> UpstreamServer:
     return UpstreamServer(mariadb.host, mariadb.port, options, connect_timeout=10)
 
 
+@pytest.fixture(scope="session")
+def upstream_socket(mariadb: MariaDbServer, upstream_tls: UpstreamServer) -> UpstreamServer:
+    """The server over its Unix socket (with upstream_tls's settings, which do not apply there)."""
+    return replace(upstream_tls, socket_path=str(mariadb.socket_path))
+
+
 def with_tls(server: UpstreamServer, **changes: object) -> UpstreamServer:
     return replace(server, tls=replace(server.tls, **changes))
 

@@ -76,8 +76,8 @@ def mariadb_greeting() -> bytes:
     )
 
 
-def greeted(greeting: bytes | None = None) -> ClientProtocol:
-    protocol = ClientProtocol()
+def greeted(greeting: bytes | None = None, *, unix_socket: bool = False) -> ClientProtocol:
+    protocol = ClientProtocol(unix_socket=unix_socket)
     protocol.receive_data(wire(greeting or mysql_greeting(), 0))
     event = protocol.next_event()
     assert isinstance(event, GreetingReceived) and protocol.phase is Phase.HANDSHAKE
@@ -249,6 +249,19 @@ def test_caching_sha2_full_authentication_over_tls_sends_the_password() -> None:
     assert isinstance(event, SendAuth) and event.data == wire(b"pw\x00", seq + 1)
     protocol.receive_data(wire(messages.ok(), seq + 2))
     assert isinstance(protocol.next_event(), LoginSucceeded)
+
+
+def test_caching_sha2_full_authentication_over_a_unix_socket_sends_the_password() -> None:
+    # A Unix socket is a secure transport to MySQL (as to libmysqlclient): the password, no TLS, no RSA.
+    protocol = greeted(unix_socket=True)
+    data = protocol.handshake_response(caps_for(protocol), "svc", "pw", loopback=True)
+    hello = messages.parse_client_hello(data[4:], 0xFFFFFFFF)
+    assert isinstance(hello, messages.HandshakeResponse) and not hello.capabilities & Capability.SSL
+    protocol.receive_data(wire(b"\x01\x04", 2))
+    event = protocol.next_event()
+    assert isinstance(event, SendAuth) and event.data == wire(b"pw\x00", 3)
+    protocol.receive_data(wire(messages.ok(), 4))
+    assert isinstance(protocol.next_event(), LoginSucceeded) and not protocol.tls
 
 
 def _rsa_key() -> tuple[rsa.RSAPrivateKey, bytes]:

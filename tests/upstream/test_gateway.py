@@ -238,9 +238,44 @@ def test_an_upstream_connection_killed_mid_session_is_a_clear_error(gateway: Gat
     assert gateway.fe.alive
 
 
-def test_an_upstream_that_is_down_at_login_is_the_logins_error(mariadb: MariaDbServer, tmp_path: Path) -> None:
+def test_the_database_over_its_unix_socket(gateway: Gateway, tmp_path: Path) -> None:
+    """`upstream = <the database's Unix socket>`: no TCP and no TLS on fe's leg to a database on the same host
+    (upstream_tls, verify_identity here, does not apply); the relay, the identity and the pool work as over TCP."""
+    query = (
+        "SELECT CURRENT_USER(), HOST, CONNECTION_ID() FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID()"
+    )
+    for server in _start_fe(tmp_path, gateway.mariadb, {"FE_UPSTREAM": str(gateway.mariadb.socket_path)}):
+        root_execute(server, "CREATE USER pat IDENTIFIED BY 'Pat-pw-1'")
+        seen = []
+        for _ in range(2):
+            connection = connect_over_tls(server, "pat", "Pat-pw-1", database="gw")  # autocommit off (PyMySQL)
+            try:
+                seen.extend(_rows(connection, query))
+                attrs = dict(
+                    _rows(
+                        connection,
+                        "SELECT ATTR_NAME, ATTR_VALUE FROM performance_schema.session_connect_attrs "
+                        "WHERE PROCESSLIST_ID = CONNECTION_ID()",
+                    )
+                )
+                assert attrs["fe_user"] == "pat" and attrs["program_name"] == "fe"
+                assert _rows(connection, "SELECT COUNT(*) FROM gw.notes WHERE id < 0") == [(0,)]
+            finally:
+                connection.close()
+            time.sleep(0.3)  # the released connection is reset and back in the pool
+        (user, host, first_id), (_, _, second_id) = seen
+        assert (user, host) == (f"{UPSTREAM_DEFAULT[0]}@%", "localhost")  # MariaDB saw a socket connection
+        assert second_id == first_id  # the pooled connection, handed over with COM_CHANGE_USER
+
+
+@pytest.mark.parametrize("upstream", ["127.0.0.1:1", "absent.sock"])
+def test_an_upstream_that_is_down_at_login_is_the_logins_error(
+    mariadb: MariaDbServer, tmp_path: Path, upstream: str
+) -> None:
     assert mariadb.certificates is not None
-    for server in _start_fe(tmp_path, mariadb, {"FE_UPSTREAM": "127.0.0.1:1"}):
+    if upstream.endswith(".sock"):
+        upstream = str(tmp_path / upstream)
+    for server in _start_fe(tmp_path, mariadb, {"FE_UPSTREAM": upstream}):
         with pytest.raises(pymysql.err.OperationalError) as refused:
             pymysql.connect(host=server.host, port=server.port, user="root", password=ROOT_PASSWORD, ssl=TLS)
         assert refused.value.args[0] == 1045 and "upstream" in refused.value.args[1]

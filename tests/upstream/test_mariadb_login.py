@@ -1,5 +1,5 @@
-"""Connecting and logging in to a real MariaDB: plain TCP to loopback and every TLS mode (with the right and a
-wrong host name), connection attributes in performance_schema, and the failures: refused account, wrong
+"""Connecting and logging in to a real MariaDB: plain TCP to loopback, its Unix socket, and every TLS mode (with
+the right and a wrong host name), connection attributes in performance_schema, and the failures: refused account, wrong
 password, unsupported plugin, server down, a server that never greets."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import uvloop
@@ -37,6 +38,38 @@ async def test_plain_tcp_to_loopback_with_attributes(upstream_plain: UpstreamSer
         assert session_attributes(mariadb, connection.connection_id) == ATTRIBUTES
     finally:
         await connection.close()
+
+
+async def test_unix_socket_with_attributes(upstream_socket: UpstreamServer, mariadb: MariaDbServer) -> None:
+    connection = await connect(upstream_socket, NATIVE, client_capabilities=CLIENT_CAPS, attributes=ATTRIBUTES)
+    try:
+        # No TLS on the socket whatever upstream_tls says; MariaDB sees a local socket connection.
+        assert not connection.tls and connection.loopback and not connection.capabilities & Capability.SSL
+        assert upstream_socket.tls.mode is TlsMode.VERIFY_IDENTITY
+        assert await scalar(
+            connection, "SELECT HOST FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID()"
+        ) == (b"localhost")
+        assert await scalar(connection, "SELECT CURRENT_USER()") == b"fe_native@%"
+        assert session_attributes(mariadb, connection.connection_id) == ATTRIBUTES
+    finally:
+        await connection.close()
+
+
+async def test_a_missing_unix_socket_is_down(tmp_path: Path) -> None:
+    server = UpstreamServer("localhost", 0, socket_path=str(tmp_path / "mysqld.sock"))
+    with pytest.raises(UpstreamError, match=r"upstream .*mysqld\.sock is down: no such file") as caught:
+        await connect(server, NATIVE, client_capabilities=CLIENT_CAPS)
+    assert caught.value.reason is Reason.DOWN
+
+
+async def test_a_unix_socket_nobody_listens_on_is_down(tmp_path: Path) -> None:
+    path = tmp_path / "stale.sock"
+    with socket.socket(socket.AF_UNIX) as stale:
+        stale.bind(str(path))  # bound, never listening: what a crashed server leaves behind
+        server = UpstreamServer("localhost", 0, socket_path=str(path))
+        with pytest.raises(UpstreamError, match=r"is down: connection refused") as caught:
+            await connect(server, NATIVE, client_capabilities=CLIENT_CAPS)
+    assert caught.value.reason is Reason.DOWN
 
 
 @pytest.mark.parametrize("mode", [TlsMode.REQUIRED, TlsMode.VERIFY_CA, TlsMode.VERIFY_IDENTITY])
