@@ -93,7 +93,8 @@ class Settings:
     http_host: str = "127.0.0.1"
     http_port: int = -1
 
-    # The gateway: with `upstream = host:port` every session is relayed to that database (empty: fe answers alone).
+    # The gateway: with `upstream = host:port` (or the absolute path of the database's Unix socket) every session
+    # is relayed to that database (empty: fe answers alone).
     upstream: str = ""
     # The upstream account sessions use by default; its password from FE_UPSTREAM_PASSWORD or this file (never
     # from this file's settings, never in the catalog).

@@ -53,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", help=f"comma-separated phases to run, of {','.join(PHASES)} (default all)")
     parser.add_argument("--no-asyncio", action="store_true", help="leave out fe with event_loop = asyncio")
     parser.add_argument("--no-workers", action="store_true", help="leave out fe --workers 2")
+    parser.add_argument("--no-socket", action="store_true", help="leave out fe with its upstream on the Unix socket")
     parser.add_argument("--fe-commit", default="HEAD", help="run fe/ as committed in this revision (default HEAD)")
     parser.add_argument("--work-tree", action="store_true", help="run fe/ as it is in the work tree instead")
     parser.add_argument("--no-install", action="store_true", help="never apt-get install mariadb-server")
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         command=" ".join(["python -m scripts.bench.gateway", shlex.join(arguments)]).strip(),
         with_asyncio=not args.no_asyncio,
         with_workers=not args.no_workers,
+        with_socket=not args.no_socket,
         work_tree=args.work_tree,
         fe_commit=args.fe_commit,
         install=not args.no_install,

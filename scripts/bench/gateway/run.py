@@ -18,7 +18,16 @@ from pathlib import Path
 from scripts.bench.fe_server import REPO_ROOT
 from scripts.bench.gateway import measure, profile
 from scripts.bench.gateway.measure import Client, Plan, ordered, say
-from scripts.bench.gateway.results import DIRECT, FE, FE_2W, FE_ASYNCIO, FE_FRESH, BenchmarkResult, Environment
+from scripts.bench.gateway.results import (
+    DIRECT,
+    FE,
+    FE_2W,
+    FE_ASYNCIO,
+    FE_FRESH,
+    FE_SOCKET,
+    BenchmarkResult,
+    Environment,
+)
 from scripts.bench.gateway.servers import DATABASE, Stack, running_stack
 from scripts.bench.mysqlwire import client_tls_context
 
@@ -34,6 +43,7 @@ class Options:
     command: str = "python -m scripts.bench.gateway"
     with_asyncio: bool = True
     with_workers: bool = True
+    with_socket: bool = True  # fe-socket: fe's leg to MariaDB over its Unix socket (latency and qps phases)
     work_tree: bool = False  # run fe as it is in the work tree, not as committed
     fe_commit: str = "HEAD"  # the commit whose fe/ runs (unless work_tree)
     install: bool = True
@@ -115,6 +125,8 @@ def run_benchmark(options: Options) -> BenchmarkResult:
         fe_targets.append(FE_FRESH)
     if options.with_workers and "qps" in options.phases:
         fe_targets.append(FE_2W)
+    if options.with_socket and {"qps", "latency"} & set(options.phases):
+        fe_targets.append(FE_SOCKET)
     started = time.monotonic()
     say(f"starting MariaDB and fe ({', '.join(fe_targets)}) ...")
     commit = None if options.work_tree else _git("rev-parse", options.fe_commit)
@@ -157,8 +169,9 @@ async def _measure(stack: Stack, options: Options, result: BenchmarkResult) -> N
                 say(f"  stalled client {target:10} fe RSS +{streamed.rss_growth / 2**20:.1f} MiB")
         if "latency" in options.phases:
             say(f"latency: SELECT 1, 1 client, {plan.latency_count} round trips per target and round")
+            latency_targets = targets + ([FE_SOCKET] if FE_SOCKET in stack.fe else [])
             for r in range(plan.rounds):
-                for target in ordered(targets, r):
+                for target in ordered(latency_targets, r):
                     item = await measure.latency(
                         clients[target], r, "SELECT 1", plan.latency_count, plan.latency_warmup, DATABASE
                     )
@@ -166,7 +179,7 @@ async def _measure(stack: Stack, options: Options, result: BenchmarkResult) -> N
                     say(f"  round {r} {target:10} median {item.median_us:7.1f} µs  p99 {item.p99_us:7.1f} µs")
         if "qps" in options.phases:
             say(f"throughput: SELECT 1, {plan.qps_clients} clients, {plan.qps_seconds:g} s per target and round")
-            qps_targets = targets + ([FE_2W] if FE_2W in stack.fe else [])
+            qps_targets = targets + [t for t in (FE_SOCKET, FE_2W) if t in stack.fe]
             pools = {t: await measure.open_many(clients[t], plan.qps_clients, DATABASE) for t in qps_targets}
             try:
                 for r in range(plan.rounds):
@@ -197,8 +210,9 @@ async def _measure(stack: Stack, options: Options, result: BenchmarkResult) -> N
                     )
         if "big" in options.phases:
             say(f"a {len(big) // 1000} KB statement of {plan.big_statement_items} numbers, 1 client")
+            latency_targets = targets + ([FE_SOCKET] if FE_SOCKET in stack.fe else [])
             for r in range(plan.rounds):
-                for target in ordered(targets, r):
+                for target in ordered(latency_targets, r):
                     item = await measure.latency(clients[target], r, big, plan.big_statement_count, 2, DATABASE)
                     result.big_statement.append(item)
                     say(f"  round {r} {target:10} median {item.median_us / 1000:7.2f} ms")

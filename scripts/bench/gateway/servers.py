@@ -2,7 +2,7 @@
 loopback port, TLS on with a fresh self-signed certificate, the user `bench_pw` with `REQUIRE SSL`) and one or
 more `fe serve` processes in front of it (scripts/bench/fe_server.py), each in its own temporary home, set up
 through the environment as an operator would (FE_UPSTREAM, FE_UPSTREAM_TLS=verify_identity with FE_UPSTREAM_CA,
-FE_UPSTREAM_USER, FE_UPSTREAM_PASSWORD).
+FE_UPSTREAM_USER, FE_UPSTREAM_PASSWORD); fe-socket reaches MariaDB over its Unix socket instead.
 
 fe checks MariaDB's certificate and its name: the certificate is self-signed for localhost and 127.0.0.1 and is
 its own CA (FE_UPSTREAM_CA points at it).
@@ -22,12 +22,15 @@ from pathlib import Path
 import psutil
 
 from scripts.bench.fe_server import REPO_ROOT, FeServer
-from scripts.bench.gateway.results import FE, FE_2W, FE_ASYNCIO, FE_FRESH
+from scripts.bench.gateway.results import FE, FE_2W, FE_ASYNCIO, FE_FRESH, FE_SOCKET
 from scripts.bench.mariadb import BENCH_PASSWORD, BENCH_USER, MariaDbServer, ensure_installed
 
 DATABASE = "gwbench"  # holds nothing: MariaDB's sequence engine answers seq_1_to_N in any database
 FE_USER = "gw_user"  # fe's own password user (caching_sha2_password); its sessions reach MariaDB as BENCH_USER
 FE_PASSWORD = "gw-password-1"
+# The upstream account of fe-socket: bench_pw's twin for connections over the Unix socket, which REQUIRE SSL
+# would refuse (MariaDB counts only TLS for it).
+SOCKET_USER = "bench_local"
 
 # What each fe target changes from fe's defaults (besides the upstream settings every one of them has).
 FE_SETTINGS: dict[str, dict[str, str]] = {
@@ -37,6 +40,7 @@ FE_SETTINGS: dict[str, dict[str, str]] = {
     # cannot be turned off: upstream_pool_size = 0 stops fe at start, see docs/gateway.md).
     FE_FRESH: {"FE_UPSTREAM_POOL_IDLE_SECONDS": "0"},
     FE_2W: {},  # two workers, on the default loop
+    FE_SOCKET: {"FE_UPSTREAM_USER": SOCKET_USER},  # and FE_UPSTREAM = the socket's path (fe_environment)
 }
 WORKERS = {FE_2W: 2}
 
@@ -133,7 +137,7 @@ def fe_environment(server: MariaDbServer, target: str, fe_source: Path | None = 
     source = {"PYTHONPATH": str(fe_source)} if fe_source is not None else {}
     return {
         **source,
-        "FE_UPSTREAM": f"{server.host}:{server.port}",
+        "FE_UPSTREAM": str(server.base / "mysqld.sock") if target == FE_SOCKET else f"{server.host}:{server.port}",
         "FE_UPSTREAM_TLS": "verify_identity",
         "FE_UPSTREAM_CA": str(server.base / "server-cert.pem"),
         "FE_UPSTREAM_USER": BENCH_USER,
@@ -158,7 +162,13 @@ def running_stack(
         fe_source = export_committed_fe(REPO_ROOT, commit, base / "fe-source") if commit else None
         mariadb.start()
         _mariadb_as_root(
-            mariadb, [f"CREATE DATABASE {DATABASE}", f"GRANT SELECT ON {DATABASE}.* TO '{BENCH_USER}'@'%'"]
+            mariadb,
+            [
+                f"CREATE DATABASE {DATABASE}",
+                f"GRANT SELECT ON {DATABASE}.* TO '{BENCH_USER}'@'%'",
+                f"CREATE USER '{SOCKET_USER}'@'localhost' IDENTIFIED BY '{BENCH_PASSWORD}'",
+                f"GRANT SELECT ON {DATABASE}.* TO '{SOCKET_USER}'@'localhost'",
+            ],
         )
         for target in fe_targets:
             environment = fe_environment(mariadb, target, fe_source)
