@@ -1,5 +1,6 @@
-"""The gateway: with `upstream = host:port`, each logged-in session reaches a real database (fe/upstream) as an
-upstream account chosen by its roles, carrying the person's identity in its connection attributes.
+"""The gateway: with `upstream = host:port` (or a Unix socket's path), each logged-in session reaches a real
+database (fe/upstream) as an upstream account chosen by its roles, carrying the person's identity in its
+connection attributes.
 
 Upstream passwords never come from fe.conf or the catalog: the default account's from FE_UPSTREAM_PASSWORD or the
 file `upstream_password_file`; a mapped account `reader`'s from FE_UPSTREAM_PASSWORD_READER or the file
@@ -163,6 +164,9 @@ def session_attributes(
     return {key: value[:1024] for key, value in attributes.items()}
 
 
+_MAX_SOCKET_PATH = 107  # sockaddr_un's sun_path on Linux, less its NUL
+
+
 def make_gateway(settings: Settings, environ: Mapping[str, str] = os.environ) -> Gateway | None:
     """The gateway the settings describe, or None without `upstream`; ConfigError names what is wrong."""
     if not settings.upstream:
@@ -170,9 +174,16 @@ def make_gateway(settings: Settings, environ: Mapping[str, str] = os.environ) ->
     socket_path = settings.upstream if settings.upstream.startswith("/") else ""
     host, _, port_text = settings.upstream.rpartition(":")
     if socket_path:
+        if len(os.fsencode(socket_path)) > _MAX_SOCKET_PATH:
+            raise ConfigError(f"upstream: a Unix socket's path has at most {_MAX_SOCKET_PATH} bytes: {socket_path!r}")
         host, port_text = "localhost", "0"
-    elif not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ConfigError(f"upstream must be host:port or a Unix socket's absolute path, got {settings.upstream!r}")
+    else:
+        if host.startswith("[") or host.endswith("]"):
+            host = host[1:-1] if host.startswith("[") and host.endswith("]") and ":" in host else ""
+        if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ConfigError(
+                f"upstream must be host:port, [IPv6]:port or a Unix socket's absolute path, got {settings.upstream!r}"
+            )
     try:
         mode = TlsMode(settings.upstream_tls)
     except ValueError:
@@ -181,7 +192,7 @@ def make_gateway(settings: Settings, environ: Mapping[str, str] = os.environ) ->
         ) from None
     ca_file = str(settings.resolve(settings.upstream_ca)) if settings.upstream_ca else None
     server = UpstreamServer(
-        host.strip("[]"),
+        host,
         int(port_text),
         TlsOptions(mode, ca_file),
         connect_timeout=settings.upstream_connect_timeout_seconds,

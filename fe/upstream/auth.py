@@ -1,6 +1,7 @@
 """The client side of an authentication exchange, sans-IO: given the server's packets during the login (or a
 COM_CHANGE_USER), what to answer. Supports caching_sha2_password (fast path; full authentication with the
-password over TLS, else RSA-encrypted), mysql_native_password, and mysql_clear_password where cleartext is safe.
+password over TLS or a Unix socket, else RSA-encrypted), mysql_native_password, and mysql_clear_password where
+cleartext is safe.
 """
 
 from __future__ import annotations

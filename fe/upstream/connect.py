@@ -1,9 +1,10 @@
-"""Opening an upstream connection: TCP, TLS as configured, and the login as an upstream account with the session's
-connection attributes and its client's capability flags."""
+"""Opening an upstream connection: TCP and TLS as configured (or the database's Unix socket), and the login as an
+upstream account with the session's connection attributes and its client's capability flags."""
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import os
 import socket
@@ -59,6 +60,10 @@ async def connect(
                 raise UpstreamError(Reason.DOWN, f"{where} is down: cannot resolve {server.host}: {exc}") from exc
             except OSError as exc:
                 reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+                if server.socket_path and exc.errno == errno.EACCES:
+                    reason += (
+                        " (fe's user needs write permission on the socket and search permission on its directories)"
+                    )
                 raise UpstreamError(Reason.DOWN, f"{where} is down: {reason}") from exc
             local = bool(server.socket_path)
             loopback = local or _is_loopback(stream.peername())

@@ -4,8 +4,8 @@ A connection's capability flags are fixed when it is opened (COM_CHANGE_USER can
 only handed a connection opened with its client's relayed flags. A reused connection goes to its new session
 through COM_CHANGE_USER, which resets everything the previous session left (variables, temporary tables,
 transactions, prepared statements) and carries the new session's connection attributes. On release a connection
-is kept only if it is clean (open, between commands, no transaction) and survives COM_RESET_CONNECTION, which
-drops the old session's locks and temporary tables at once instead of when it is next used.
+is kept only if it is open and between commands and survives COM_RESET_CONNECTION, which rolls back a transaction
+the session left open and drops its locks and temporary tables at once instead of when it is next used.
 """
 
 from __future__ import annotations
@@ -207,7 +207,7 @@ class UpstreamPool:
                 keep = False  # until the reset succeeds: any failure (a cancellation too) closes the connection
                 with contextlib.suppress(UpstreamError):
                     await connection.reset()
-                    keep = not connection.in_transaction
+                    keep = not connection.in_transaction and not self._closed  # (closed during the reset)
             elif connection.in_transaction:
                 keep = False
         finally:

@@ -46,18 +46,22 @@ def test_a_unix_socket_upstream(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("environ", "message"),
     [
-        ({"FE_UPSTREAM": "db.internal"}, "upstream must be host:port or a Unix socket's absolute path"),
+        ({"FE_UPSTREAM": "db.internal"}, "upstream must be host:port, .* or a Unix socket's absolute path"),
         ({"FE_UPSTREAM": "run/mysqld.sock"}, "got 'run/mysqld.sock'"),
         ({"FE_UPSTREAM": "db:0"}, "upstream must be host:port"),
         ({"FE_UPSTREAM": "db:65536"}, "upstream must be host:port"),
         ({"FE_UPSTREAM": ":3306"}, "upstream must be host:port"),
+        ({"FE_UPSTREAM": "[]:3306"}, "upstream must be host:port, \\[IPv6\\]:port"),
+        ({"FE_UPSTREAM": "[::1:3306"}, "got '\\[::1:3306'"),
+        ({"FE_UPSTREAM": "db]:3306"}, "got 'db\\]:3306'"),
+        ({"FE_UPSTREAM": "/run/" + "s" * 103 + ".sock"}, "a Unix socket's path has at most 107 bytes"),
         ({"FE_UPSTREAM": "db:3306", "FE_UPSTREAM_TLS": "preferred"}, "upstream_tls must be disabled, required"),
         ({"FE_UPSTREAM": "db:3306", "FE_UPSTREAM_ROLE_ACCOUNTS": "analysts"}, "'analysts' is not role:upstream_user"),
         ({"FE_UPSTREAM": "db:3306", "FE_UPSTREAM_ROLE_ACCOUNTS": "a:r, :w"}, "':w' is not role:upstream_user"),
     ],
 )
 def test_mistakes_are_named(tmp_path: Path, environ: dict[str, str], message: str) -> None:
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+    with pytest.raises(ConfigError, match=message):
         gateway(tmp_path, environ)
 
 

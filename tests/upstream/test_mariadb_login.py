@@ -5,6 +5,8 @@ password, unsupported plugin, server down, a server that never greets."""
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -19,6 +21,7 @@ from fe.upstream.connect import connect
 from fe.upstream.endpoint import UpstreamAccount, UpstreamServer
 from fe.upstream.errors import Reason, UpstreamError
 from fe.upstream.protocol import NEED_DATA, ClientProtocol, GreetingReceived, LoginSucceeded, Phase, SendAuth
+from fe.upstream.stream import UpstreamStream
 from fe.upstream.tls import TlsMode
 from tests.support.mariadb_server import MariaDbServer
 from tests.support.upstream_wire import query, scalar
@@ -69,6 +72,18 @@ async def test_a_unix_socket_nobody_listens_on_is_down(tmp_path: Path) -> None:
         server = UpstreamServer("localhost", 0, socket_path=str(path))
         with pytest.raises(UpstreamError, match=r"is down: connection refused") as caught:
             await connect(server, NATIVE, client_capabilities=CLIENT_CAPS)
+    assert caught.value.reason is Reason.DOWN
+
+
+async def test_a_unix_socket_fe_may_not_open_says_what_it_needs(
+    upstream_socket: UpstreamServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def refused(path: str) -> UpstreamStream:  # root, who runs the tests, is never refused: a fake
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+
+    monkeypatch.setattr(UpstreamStream, "open_unix", refused)
+    with pytest.raises(UpstreamError, match=r"is down: permission denied \(fe's user needs write permission") as caught:
+        await connect(upstream_socket, NATIVE, client_capabilities=CLIENT_CAPS)
     assert caught.value.reason is Reason.DOWN
 
 

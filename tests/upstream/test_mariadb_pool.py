@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 import pymysql
 import pytest
 
+from fe.upstream.commands import Status
 from fe.upstream.endpoint import UpstreamAccount, UpstreamServer
 from fe.upstream.errors import Reason, UpstreamError
 from fe.upstream.pool import PoolStats, UpstreamPool
@@ -88,21 +89,48 @@ async def test_an_xa_transaction_left_open_never_reaches_the_next_session(
         connection = await pool.acquire(NATIVE, client_capabilities=CLIENT_CAPS)
         for step in steps:
             await query(connection, step)
-        kept = await pool.release(connection)
-        if kept:  # then the next session may start a transaction of its own
-            again = await pool.acquire(NATIVE, client_capabilities=CLIENT_CAPS)
-            await query(again, "XA START 'fe-xa-next'")
-            await query(again, "XA END 'fe-xa-next'")
-            await query(again, "XA ROLLBACK 'fe-xa-next'")
-            assert await pool.release(again)
-        else:
-            assert connection.broken
+        # MariaDB's reset ends an active XA transaction and detaches a prepared one: both connections are kept,
+        # and the next session starts a transaction of its own.
+        assert await pool.release(connection)
+        again = await pool.acquire(NATIVE, client_capabilities=CLIENT_CAPS)
+        assert again is connection and not again.in_transaction
+        await query(again, "XA START 'fe-xa-next'")
+        await query(again, "XA END 'fe-xa-next'")
+        await query(again, "XA ROLLBACK 'fe-xa-next'")
+        assert await pool.release(again)
     # A prepared XA transaction outlives its session on MariaDB (as it would a disconnection), detached from the
     # connection: someone who knows its xid ends it (MariaDB reports the rollback as error 1402).
     assert [row[3] for row in mariadb.execute("XA RECOVER")] == [b"fe-xa-2"]
     with contextlib.suppress(pymysql.err.OperationalError):
         mariadb.execute("XA ROLLBACK 'fe-xa-2'")
     assert mariadb.execute("XA RECOVER") == []
+
+
+async def test_a_reset_that_leaves_a_transaction_open_closes_the_connection(
+    pool: UpstreamPool, mariadb: MariaDbServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connection = await pool.acquire(NATIVE, client_capabilities=CLIENT_CAPS)
+    await query(connection, "BEGIN")
+    reset = connection.reset
+
+    async def reset_that_keeps_the_transaction() -> None:  # no real server does this: a fake status after it
+        await reset()
+        connection._protocol.status |= Status.IN_TRANS
+
+    monkeypatch.setattr(connection, "reset", reset_that_keeps_the_transaction)
+    assert not await pool.release(connection)
+    assert connection.broken and pool.stats.open == 0
+    await asyncio.to_thread(wait_until_gone, mariadb, connection.connection_id)
+
+
+async def test_a_pool_closed_during_a_release_closes_the_connection(pool: UpstreamPool, mariadb: MariaDbServer) -> None:
+    connection = await pool.acquire(NATIVE, client_capabilities=CLIENT_CAPS)
+    release = asyncio.create_task(pool.release(connection))
+    await asyncio.sleep(0)  # the release is waiting for its COM_RESET_CONNECTION's answer
+    await pool.close()
+    assert not await release
+    assert connection.broken and pool.stats.open == 0 and pool.stats.idle == 0
+    await asyncio.to_thread(wait_until_gone, mariadb, connection.connection_id)
 
 
 async def test_without_reset_a_connection_in_a_transaction_is_closed(
