@@ -139,6 +139,8 @@ async def serve(
             raise StartupError(f"cannot listen on {settings.host}:{settings.query_port}: {exc}") from exc
         listener = Listener(context, worker_index, worker_count)
         metrics.connection_counts = lambda: (stats.connections, listener.connection_count)
+        if gateway is not None:
+            metrics.watch_upstream_pool(gateway.pool_counts)
         await listener.start(sock)
         host, port = sock.getsockname()[:2]
         http = await _start_http(settings, metrics, catalog, verifier, reuse_port=worker_count > 1)

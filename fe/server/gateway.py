@@ -68,6 +68,11 @@ class Gateway:
         self.upstream_capabilities = 0
         self._probe: asyncio.Task[None] | None = None
 
+    def pool_counts(self) -> tuple[int, int, int, int, int]:
+        """For the metrics: connections open, idle, leased; opened and reused since start."""
+        stats = self.pool.stats
+        return stats.open, stats.idle, stats.leased, stats.created, stats.reused
+
     # ---- the greeting fe shows its clients ----
 
     def advertised_capabilities(self) -> int:

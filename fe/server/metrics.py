@@ -144,6 +144,42 @@ class Metrics:
             "Seconds since the oldest cached key set was last fetched successfully (0 with none cached).",
             registry=own, multiprocess_mode="livemax",
         )  # fmt: skip
+        self._own = own
+        # The gateway's pool, read at each sync: (open, idle, leased, opened since start, reused since start).
+        self._upstream_pool: Callable[[], tuple[int, int, int, int, int]] | None = None
+        self._upstream_totals = (0, 0)
+
+    def watch_upstream_pool(self, counts: Callable[[], tuple[int, int, int, int, int]]) -> None:
+        """With a gateway: its pool's counts (open, idle, leased, opened since start, reused since start), copied
+        in at each sync. Without one, fe shows no upstream metrics."""
+        own = self._own
+        self._upstream_connections = Gauge(
+            "fe_upstream_connections",
+            "Connections to the upstream database open now, by state: idle in the pool, leased to a session, or "
+            "being opened.",
+            ["state"], registry=own, multiprocess_mode="livesum",
+        )  # fmt: skip
+        self._upstream_opened = Counter(
+            "fe_upstream_connections_opened", "Connections to the upstream opened and logged in.", registry=own
+        )
+        self._upstream_reused = Counter(
+            "fe_upstream_connections_reused",
+            "Logins given a pooled upstream connection (handed over with COM_CHANGE_USER).",
+            registry=own,
+        )
+        self._upstream_pool = counts
+
+    def _sync_upstream_pool(self, counts: Callable[[], tuple[int, int, int, int, int]]) -> None:
+        open_now, idle, leased, opened, reused = counts()
+        self._upstream_connections.labels("idle").set(idle)
+        self._upstream_connections.labels("leased").set(leased)
+        self._upstream_connections.labels("opening").set(max(0, open_now - idle - leased))
+        last_opened, last_reused = self._upstream_totals
+        if opened > last_opened:
+            self._upstream_opened.inc(opened - last_opened)
+        if reused > last_reused:
+            self._upstream_reused.inc(reused - last_reused)
+        self._upstream_totals = (opened, reused)
 
     # ---- recording ----
 
@@ -194,6 +230,8 @@ class Metrics:
             self.sync_token_stats(self._token_stats())
         if self.connection_counts is not None:
             self.connections(*self.connection_counts())
+        if self._upstream_pool is not None:
+            self._sync_upstream_pool(self._upstream_pool)
 
     async def sync_forever(self, interval: float = SYNC_SECONDS) -> None:
         """Keep the synced values fresh: in multiprocess mode a scrape served by another worker reads them."""

@@ -116,6 +116,25 @@ async def test_connections(server: Server) -> None:
     assert value(samples, "fe_catalog_notifications_total") == 1
 
 
+async def test_the_upstream_pool_only_with_a_gateway(server: Server) -> None:
+    samples = await server.samples()
+    assert not any(name.startswith("fe_upstream") for name, _ in samples)
+    counts = [5, 2, 3, 7, 11]  # open, idle, leased, opened since start, reused since start
+    server.listener.metrics.watch_upstream_pool(lambda: (counts[0], counts[1], counts[2], counts[3], counts[4]))
+    samples = await server.samples()
+    assert value(samples, "fe_upstream_connections", state="idle") == 2
+    assert value(samples, "fe_upstream_connections", state="leased") == 3
+    assert ("fe_upstream_connections", frozenset({("state", "opening")})) in samples
+    assert value(samples, "fe_upstream_connections", state="opening") == 0
+    assert value(samples, "fe_upstream_connections_opened_total") == 7
+    assert value(samples, "fe_upstream_connections_reused_total") == 11
+    counts[:] = [6, 0, 5, 9, 15]  # one being opened
+    samples = await server.samples()
+    assert value(samples, "fe_upstream_connections", state="opening") == 1
+    assert value(samples, "fe_upstream_connections_opened_total") == 9
+    assert value(samples, "fe_upstream_connections_reused_total") == 15
+
+
 async def test_token_verifier_counters_are_synced_at_scrape(server: Server, token_stats: dict[str, Any]) -> None:
     token_stats.update(
         token_cache_hits=4,

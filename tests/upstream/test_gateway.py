@@ -8,13 +8,15 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import mysql.connector
 import pymysql
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from fe.auth.devtools import generate_signing_key, mint_token
 from tests.conftest import ROOT_PASSWORD, root_execute
@@ -244,8 +246,10 @@ def test_the_database_over_its_unix_socket(gateway: Gateway, tmp_path: Path) -> 
     query = (
         "SELECT CURRENT_USER(), HOST, CONNECTION_ID() FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID()"
     )
-    for server in _start_fe(tmp_path, gateway.mariadb, {"FE_UPSTREAM": str(gateway.mariadb.socket_path)}):
+    socket_upstream = {"FE_UPSTREAM": str(gateway.mariadb.socket_path), "FE_HTTP_PORT": "0"}
+    for server in _start_fe(tmp_path, gateway.mariadb, socket_upstream):
         root_execute(server, "CREATE USER pat IDENTIFIED BY 'Pat-pw-1'")
+        pool_metrics(server, until=lambda m: m["idle"] == 1)  # root's session's connection, back in the pool
         seen = []
         for _ in range(2):
             connection = connect_over_tls(server, "pat", "Pat-pw-1", database="gw")  # autocommit off (PyMySQL)
@@ -262,10 +266,35 @@ def test_the_database_over_its_unix_socket(gateway: Gateway, tmp_path: Path) -> 
                 assert _rows(connection, "SELECT COUNT(*) FROM gw.notes WHERE id < 0") == [(0,)]
             finally:
                 connection.close()
-            time.sleep(0.3)  # the released connection is reset and back in the pool
+            pool_metrics(server, until=lambda m: m["idle"] == 1 and m["leased"] == 0)  # reset and back
         (user, host, first_id), (_, _, second_id) = seen
         assert (user, host) == (f"{UPSTREAM_DEFAULT[0]}@%", "localhost")  # MariaDB saw a socket connection
         assert second_id == first_id  # the pooled connection, handed over with COM_CHANGE_USER
+        # One connection served root and both of pat's sessions: fe's metrics say so too.
+        assert pool_metrics(server, until=lambda m: True) == {"idle": 1, "leased": 0, "opened": 1, "reused": 2}
+
+
+def pool_metrics(server: FeProcess, until: Callable[[dict[str, float]], bool]) -> dict[str, float]:
+    """fe's upstream pool metrics from /metrics, polled until `until` holds (at most 10 s)."""
+    deadline = time.monotonic() + 10
+    while True:
+        text = httpx.get(f"http://127.0.0.1:{server.http_port()}/metrics", timeout=5).text
+        samples = {
+            (sample.name, sample.labels.get("state", "")): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name.startswith("fe_upstream")
+        }
+        found = {
+            "idle": samples[("fe_upstream_connections", "idle")],
+            "leased": samples[("fe_upstream_connections", "leased")],
+            "opened": samples[("fe_upstream_connections_opened_total", "")],
+            "reused": samples[("fe_upstream_connections_reused_total", "")],
+        }
+        if until(found):
+            return found
+        assert time.monotonic() < deadline, f"the pool never got there: {found}"
+        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("upstream", ["127.0.0.1:1", "absent.sock"])
