@@ -96,7 +96,8 @@ class Gateway:
                 stream.close()
         self.server_version = greeting.server_version
         self.upstream_capabilities = greeting.capabilities
-        log.info("upstream %s: %s", self.server.address, greeting.server_version)
+        transport = "its Unix socket, no TLS" if self.server.socket_path else f"TLS {self.server.tls.mode}"
+        log.info("upstream %s: %s (%s)", self.server.address, greeting.server_version, transport)
         return True
 
     def start(self) -> None:

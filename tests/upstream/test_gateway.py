@@ -248,6 +248,7 @@ def test_the_database_over_its_unix_socket(gateway: Gateway, tmp_path: Path) -> 
     )
     socket_upstream = {"FE_UPSTREAM": str(gateway.mariadb.socket_path), "FE_HTTP_PORT": "0"}
     for server in _start_fe(tmp_path, gateway.mariadb, socket_upstream):
+        server.wait_for_log(r"upstream .*mysqld\.sock: 5\.5\.5-.*MariaDB.* \(its Unix socket, no TLS\)")
         root_execute(server, "CREATE USER pat IDENTIFIED BY 'Pat-pw-1'")
         pool_metrics(server, until=lambda m: m["idle"] == 1)  # root's session's connection, back in the pool
         seen = []
