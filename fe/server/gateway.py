@@ -177,19 +177,14 @@ def make_gateway(settings: Settings, environ: Mapping[str, str] = os.environ) ->
     """The gateway the settings describe, or None without `upstream`; ConfigError names what is wrong."""
     if not settings.upstream:
         return None
-    socket_path = settings.upstream if settings.upstream.startswith("/") else ""
-    host, _, port_text = settings.upstream.rpartition(":")
-    if socket_path:
+    socket_path = ""
+    if settings.upstream.startswith("/"):
+        socket_path = settings.upstream
         if len(os.fsencode(socket_path)) > _MAX_SOCKET_PATH:
             raise ConfigError(f"upstream: a Unix socket's path has at most {_MAX_SOCKET_PATH} bytes: {socket_path!r}")
-        host, port_text = "localhost", "0"
+        host, port = "localhost", 0
     else:
-        if host.startswith("[") or host.endswith("]"):
-            host = host[1:-1] if host.startswith("[") and host.endswith("]") and ":" in host else ""
-        if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise ConfigError(
-                f"upstream must be host:port, [IPv6]:port or a Unix socket's absolute path, got {settings.upstream!r}"
-            )
+        host, port = _host_and_port(settings.upstream)
     try:
         mode = TlsMode(settings.upstream_tls)
     except ValueError:
@@ -199,7 +194,7 @@ def make_gateway(settings: Settings, environ: Mapping[str, str] = os.environ) ->
     ca_file = str(settings.resolve(settings.upstream_ca)) if settings.upstream_ca else None
     server = UpstreamServer(
         host,
-        int(port_text),
+        port,
         TlsOptions(mode, ca_file),
         connect_timeout=settings.upstream_connect_timeout_seconds,
         read_timeout=settings.upstream_read_timeout_seconds or None,
@@ -214,6 +209,16 @@ def make_gateway(settings: Settings, environ: Mapping[str, str] = os.environ) ->
     )
     pool = UpstreamPool(server, max_size=settings.upstream_pool_size, idle_timeout=settings.upstream_pool_idle_seconds)
     return Gateway(server, default, mappings, pool)
+
+
+def _host_and_port(text: str) -> tuple[str, int]:
+    """`host:port` or `[IPv6]:port`; ConfigError otherwise."""
+    host, _, port_text = text.rpartition(":")
+    if host.startswith("[") or host.endswith("]"):
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") and ":" in host else ""
+    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"upstream must be host:port, [IPv6]:port or a Unix socket's absolute path, got {text!r}")
+    return host, int(port_text)
 
 
 def _parse_role_accounts(text: str) -> list[tuple[str, str]]:

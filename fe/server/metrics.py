@@ -169,8 +169,7 @@ class Metrics:
         )
         self._upstream_pool = counts
 
-    def _sync_upstream_pool(self, counts: Callable[[], tuple[int, int, int, int, int]]) -> None:
-        open_now, idle, leased, opened, reused = counts()
+    def _sync_upstream_pool(self, open_now: int, idle: int, leased: int, opened: int, reused: int) -> None:
         self._upstream_connections.labels("idle").set(idle)
         self._upstream_connections.labels("leased").set(leased)
         self._upstream_connections.labels("opening").set(max(0, open_now - idle - leased))
@@ -231,7 +230,7 @@ class Metrics:
         if self.connection_counts is not None:
             self.connections(*self.connection_counts())
         if self._upstream_pool is not None:
-            self._sync_upstream_pool(self._upstream_pool)
+            self._sync_upstream_pool(*self._upstream_pool())
 
     async def sync_forever(self, interval: float = SYNC_SECONDS) -> None:
         """Keep the synced values fresh: in multiprocess mode a scrape served by another worker reads them."""

@@ -113,6 +113,14 @@ def _relay(read_timeout: float | None, broken: list[tuple[str, bool]]) -> tuple[
     return relay, stream, upstream
 
 
+def _mid_command(read_timeout: float | None, broken: list[tuple[str, bool]]) -> tuple[FastRelay, FakeUpstream]:
+    """A relay that has sent a command whose response has not ended."""
+    relay, _, upstream = _relay(read_timeout, broken)
+    upstream.connection.ends_with_next_data = False
+    relay._start(CommandReceived(Com.QUERY, b"SELECT 1"))
+    return relay, upstream
+
+
 @pytest.fixture
 def short_write_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fast_relay, "WRITE_TIMEOUT_SECONDS", 0.2)
@@ -176,9 +184,7 @@ def test_a_client_that_stops_reading_mid_result_is_dropped_and_the_upstream_clos
     broken: list[tuple[str, bool]] = []
 
     async def main() -> None:
-        relay, _, upstream = _relay(None, broken)
-        upstream.connection.ends_with_next_data = False
-        relay._start(CommandReceived(Com.QUERY, b"SELECT 1"))
+        relay, upstream = _mid_command(None, broken)
         relay._on_upstream_data(b"\x01\x00\x00\x01\x01")  # the response has begun
         relay.client_stalled(True)
         await asyncio.sleep(0.5)
@@ -191,9 +197,7 @@ def test_the_read_timeout_is_the_longest_silence_within_a_response() -> None:
     broken: list[tuple[str, bool]] = []
 
     async def main() -> None:
-        relay, _, upstream = _relay(0.3, broken)
-        upstream.connection.ends_with_next_data = False
-        relay._start(CommandReceived(Com.QUERY, b"SELECT 1"))
+        relay, upstream = _mid_command(0.3, broken)
         for _ in range(6):  # 0.6 s of a response that keeps coming
             await asyncio.sleep(0.1)
             relay._on_upstream_data(b"\x01\x00\x00\x01\x01")
@@ -208,9 +212,7 @@ def test_a_client_holding_the_upstream_back_is_not_the_upstreams_silence() -> No
     broken: list[tuple[str, bool]] = []
 
     async def main() -> None:
-        relay, _, upstream = _relay(0.2, broken)
-        upstream.connection.ends_with_next_data = False
-        relay._start(CommandReceived(Com.QUERY, b"SELECT 1"))
+        relay, _ = _mid_command(0.2, broken)
         relay.client_stalled(True)
         await asyncio.sleep(0.5)
         assert broken == []
